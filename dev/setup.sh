@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One idempotent set-up for everything: system packages (where apt and root are available),
+# the .venv with torch first, the Rust tokenizer, the package itself (editable, with dev extras)
+# and the embedded corpus. speedrun.sh and dev/test.sh both call it; a second run changes nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+t0=$SECONDS
+
+# --- 1. system packages: pandoc (docs site), chromium (browser tests), Debian's Rust crates
+#        (the tokenizer builds offline against them), a word list (spelling task)
+APT_PKGS="pandoc chromium chromium-driver wamerican librust-pyo3-dev librust-fancy-regex-dev
+librust-rayon-dev librust-indexmap-dev librust-ahash-dev librust-log-dev"
+if command -v apt-get >/dev/null 2>&1; then
+  missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    if [ -z "$SUDO" ] || sudo -n true 2>/dev/null; then
+      say "apt: installing $(echo $missing)"
+      export DEBIAN_FRONTEND=noninteractive
+      $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null; } \
+        || say "apt: could not install some of: $(echo $missing) (continuing; the tests that need them will say so)"
+    else
+      say "apt: not root and no passwordless sudo; skipping system packages: $(echo $missing)"
+    fi
+  fi
+else
+  say "apt: not a Debian/Ubuntu machine; install pandoc, chromium and a Rust toolchain yourself"
+fi
+
+# --- 2. the virtual environment, torch first
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || { say "creating .venv"; "$PY" -m venv .venv; }
+VPY=$ROOT/.venv/bin/python
+PIP="$VPY -m pip install -q --disable-pip-version-check"
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+  # TORCH_SPEC overrides; the default takes a local CPU wheel on the course machines and
+  # the matching build (CUDA on Linux) from PyPI elsewhere.
+  spec=${TORCH_SPEC:-torch==2.13.0}
+  say "installing $spec"
+  $PIP "$spec" 2>/dev/null || $PIP "torch>=2.5"
+fi
+
+# --- 3. stamps make the slow steps run only when their inputs change
+stamp() { sha256sum "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+fresh() { [ -f ".venv/.stamp-$1" ] && [ "$(cat ".venv/.stamp-$1")" = "$2" ]; }
+mark() { echo "$2" > ".venv/.stamp-$1"; }
+
+if [ -f rustbpe/Cargo.toml ]; then
+  h=$(stamp rustbpe/Cargo.toml rustbpe/pyproject.toml $(find rustbpe/src rustbpe/.cargo -type f 2>/dev/null | sort))
+  if ! fresh rustbpe "$h"; then
+    say "building the Rust tokenizer (rustbpe)"
+    $PIP maturin >/dev/null
+    $PIP ./rustbpe
+    mark rustbpe "$h"
+  fi
+fi
+
+h=$(stamp pyproject.toml)
+if ! fresh deps "$h" || ! "$VPY" -c "import nanochat" 2>/dev/null; then
+  say "installing nanochat (editable) with dev extras"
+  $PIP -e ".[dev]"
+  mark deps "$h"
+fi
+
+# --- 4. the embedded corpus (cached under NANOCHAT_BASE_DIR; built only when missing)
+if "$VPY" -c "import nanochat.dataset" 2>/dev/null; then
+  "$VPY" -m nanochat.dataset build
+fi
+say "ready in $((SECONDS - t0)) s (activate with: source .venv/bin/activate)"

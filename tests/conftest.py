@@ -1,0 +1,16 @@
+import os, sys, subprocess
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+@pytest.fixture(autouse=True)
+def _isolated_base_dir(tmp_path, monkeypatch):
+    "Every test writes its artifacts into its own temporary base directory, never ~/.cache/nanochat."
+    monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path / "base"))
+
+def torchrun(script: Path, nproc: int, *args, env=None, timeout=300):
+    "Run `script` under real torchrun with `nproc` CPU processes; returns the completed process."
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script), *map(str, args)]
+    e = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=ROOT)
