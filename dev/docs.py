@@ -86,7 +86,7 @@ def readme():
     head = [f"# {fm['title']}", f"> {fm['description']}"] if fm.get('description') else [f"# {fm.get('title', '')}"]
     body = [m for c in nb['cells'] if (m := cell_markdown(c))]
     # links between notebooks point into nbs/ from the repository root
-    body = [re.sub(r'\]\((\w+\.ipynb)\)', r'](nbs/\1)', m) for m in body]
+    body = [re.sub(r'\]\((\w+\.ipynb)(?=[#)])', r'](nbs/\1', m) for m in body]
     note = "<!-- Generated from nbs/index.ipynb by `python dev/docs.py readme`; edit the notebook, not this file. -->"
     (ROOT / 'README.md').write_text('\n\n'.join([note, *head, *body]) + '\n')
 
@@ -134,8 +134,7 @@ $for(css)$<link rel="stylesheet" href="$css$">
 $endfor$<style>$highlighting-css$</style>
 </head>
 <body>
-<nav id="sidebar"><a class="site-title" href="index.html">$site$</a>
-$sidebar$</nav>
+<nav id="sidebar">$sidebar$</nav>
 <main>
 <header id="title-block-header"><h1 class="title">$title$</h1>
 $if(description)$<div class="description">$description$</div>$endif$</header>
@@ -149,7 +148,7 @@ $body$
 CSS = """body { margin: 0; display: flex; font: 16px/1.55 system-ui, sans-serif; color: #222; }
 #sidebar { flex: 0 0 15rem; padding: 1rem; background: #f6f7f9; min-height: 100vh; box-sizing: border-box; }
 #sidebar a, #sidebar div { display: block; padding: .2rem .4rem; color: #335; text-decoration: none; border-radius: 4px; }
-#sidebar a.site-title { font-weight: 600; margin-bottom: .8rem; }
+#sidebar a:first-child { font-weight: 600; margin-bottom: .6rem; }
 #sidebar a.active { background: #dde4f0; font-weight: 600; }
 #sidebar .section { margin-top: .6rem; color: #777; font-size: 90%; }
 main { flex: 1; max-width: 52rem; padding: 1rem 2rem 4rem; min-width: 0; }
@@ -176,7 +175,7 @@ def sidebar_html(entries, names: dict, titles: dict, current: str) -> str:
 def relink(md: str, names: dict, site_url: str) -> str:
     "Links to notebooks (`00_common.ipynb#x`) and to the published site become links between the pages."
     if site_url: md = md.replace(site_url.rstrip('/') + '/', '')
-    return re.sub(r'(?<=[("\'])([\w./-]+\.ipynb)(?=[#)"\'])', lambda m: names.get(m[1], m[1]), md)
+    return re.sub(r'(?:(?<=\]\()|(?<=href="))([\w./-]+\.ipynb)(?=[#)"])', lambda m: names.get(m[1].removeprefix('./'), m[1]), md)
 
 def site(out: str = '_site'):
     "Build the static site into `out`: one HTML page per sidebar notebook, plus the CSS and images."
