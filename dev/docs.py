@@ -9,7 +9,7 @@ each processed cell into pandoc markdown and lets Debian's `pandoc` render the H
 highlighting as inline CSS, math as MathML: no JavaScript, nothing fetched from the network).
 The page order is `website.sidebar.contents` in `nbs/_quarto.yml`. With Quarto installed,
 `nbdev-docs` remains the full route."""
-import base64, json, re, shutil, subprocess, sys, tempfile
+import base64, itertools, json, re, shutil, subprocess, sys, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from pathlib import Path
@@ -177,7 +177,31 @@ def relink(md: str, names: dict, site_url: str) -> str:
     if site_url: md = md.replace(site_url.rstrip('/') + '/', '')
     return re.sub(r'(?:(?<=\]\()|(?<=href="))([\w./-]+\.ipynb)(?=[#)"])', lambda m: names.get(m[1].removeprefix('./'), m[1]), md)
 
-def site(out: str = '_site'):
+def copy_assets(nbs: Path, out: Path, css: list[str]):
+    "The site's CSS, the CSS files `_quarto.yml` names, and the images markdown cells refer to (e.g. nbs/images/)."
+    (out / 'site.css').write_text(CSS)
+    for f in css: shutil.copy(nbs / f, out / Path(f).name)
+    for f in sorted(nbs.rglob('*')):
+        rel = f.relative_to(nbs)
+        if f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg') and not any(p[0] in '._' for p in rel.parts[:-1]):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy(f, out / rel)
+
+def render(nb: dict, meta: dict, out: Path, name: str, template: Path, variables: dict, names: dict, site_url: str):
+    "One notebook -> `out/name` through pandoc; its images go to `out/<stem>_files/figure-N.<ext>`."
+    figures = itertools.count(1)
+    def save(data: bytes, ext: str) -> str:
+        f = out / f"{Path(name).stem}_files" / f"figure-{next(figures)}.{ext}"
+        f.parent.mkdir(exist_ok=True); f.write_bytes(data)
+        return f.relative_to(out).as_posix()
+    body = [m for c in nb['cells'] if (m := cell_markdown(c, save))]
+    md = relink('---\n' + json.dumps(meta) + '\n---\n\n' + '\n\n'.join(body) + '\n', names, site_url)
+    cmd = ['pandoc', '-f', 'markdown', '-t', 'html5', '--standalone', f'--template={template}', '--toc', '--toc-depth=2',
+           '--mathml', '--highlight-style=pygments', '--wrap=none', '-o', str(out / name)]
+    for k, vs in variables.items(): cmd += [a for v in ([vs] if isinstance(vs, str) else vs) for a in ('-V', f'{k}={v}')]
+    r = subprocess.run(cmd, input=md, text=True, capture_output=True)
+    if r.returncode: raise SystemExit(f"pandoc failed on {name}:\n{r.stderr}")
+
+def site(out: str = '_site') -> Path:
     "Build the static site into `out`: one HTML page per sidebar notebook, plus the CSS and images."
     cfg, q = get_config(), quarto_config()
     out, nbs = Path(out).resolve(), Path(cfg.nbs_path)
@@ -194,33 +218,20 @@ def site(out: str = '_site'):
     names = {n: page_name(n, fms[n]) for n in order}
     if len(set(names.values())) < len(names): raise SystemExit(f"two notebooks give the same page: {names}")
     titles = {n: str(fms[n].get('title', Path(n).stem)) for n in order}
-    shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
-    (out / 'site.css').write_text(CSS)
     css = q.get('format', {}).get('html', {}).get('css', [])
-    for f in [css] if isinstance(css, str) else css: shutil.copy(nbs / f, out / Path(f).name)
-    for f in sorted(nbs.rglob('*')):  # images that markdown cells refer to, e.g. nbs/images/
-        if f.suffix.lower() in ('.png', '.jpg', '.jpeg', '.gif', '.svg') and not {'_proc', '_docs', '_site'} & set(f.parts):
-            (out / f.relative_to(nbs)).parent.mkdir(parents=True, exist_ok=True); shutil.copy(f, out / f.relative_to(nbs))
-    site_title = q['website'].get('title') or cfg.title
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / 'page.html').write_text(TEMPLATE)
-        def render(n):
-            name = names[n]
-            def save(data: bytes, ext: str, k=[0]):
-                k[0] += 1; f = out / f"{Path(name).stem}_files" / f"figure-{k[0]}.{ext}"
-                f.parent.mkdir(exist_ok=True); f.write_bytes(data); return f.relative_to(out).as_posix()
-            meta = {'title': titles[n], 'site': site_title}
-            if fms[n].get('description'): meta['description'] = str(fms[n]['description'])
-            body = [m for c in nbjs[n]['cells'] if (m := cell_markdown(c, save))]
-            md = relink('---\n' + json.dumps(meta) + '\n---\n\n' + '\n\n'.join(body) + '\n', names, q['website'].get('site-url', ''))
-            cmd = ['pandoc', '-f', 'markdown', '-t', 'html5', '--standalone', '--template', f'{tmp}/page.html',
-                   '--toc', '--toc-depth=2', '--mathml', '--highlight-style=pygments', '--wrap=none',
-                   '-V', f'pagetitle={titles[n]}', '-V', 'sidebar=' + sidebar_html(entries, names, titles, name),
-                   *[a for f in ([css] if isinstance(css, str) else css) for a in ('-V', f'css={Path(f).name}')],
-                   '-o', str(out / name)]
-            r = subprocess.run(cmd, input=md, text=True, capture_output=True)
-            if r.returncode: raise SystemExit(f"pandoc failed on {n}:\n{r.stderr}")
-        with ThreadPoolExecutor(4) as ex: list(ex.map(render, order))
+    css = [css] if isinstance(css, str) else css
+    shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
+    copy_assets(nbs, out, css)
+    site_title, site_url = q['website'].get('title') or cfg.title, q['website'].get('site-url', '')
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(4) as pool:
+        template = Path(tmp) / 'page.html'; template.write_text(TEMPLATE)
+        jobs = []
+        for n in order:
+            meta = {'title': titles[n], **({'description': str(fms[n]['description'])} if fms[n].get('description') else {})}
+            variables = {'site': site_title, 'pagetitle': titles[n], 'css': [Path(f).name for f in css],
+                         'sidebar': sidebar_html(entries, names, titles, names[n])}
+            jobs.append(pool.submit(render, nbjs[n], meta, out, names[n], template, variables, names, site_url))
+        for j in jobs: j.result()  # re-raises a failed render
     print(f"site: {len(order)} pages in {out} (open {out / 'index.html'})")
     return out
 
