@@ -32,4 +32,6 @@ d = { 'settings': { 'branch': 'main',
                                  'nanochat.common.get_peak_flops': ('common.html#get_peak_flops', 'nanochat/common.py'),
                                  'nanochat.common.is_rank0': ('common.html#is_rank0', 'nanochat/common.py'),
                                  'nanochat.common.print0': ('common.html#print0', 'nanochat/common.py'),
-                                 'nanochat.common.seed_everything': ('common.html#seed_everything', 'nanochat/common.py')}}}
+                                 'nanochat.common.read_report': ('common.html#read_report', 'nanochat/common.py'),
+                                 'nanochat.common.seed_everything': ('common.html#seed_everything', 'nanochat/common.py'),
+                                 'nanochat.common.write_report': ('common.html#write_report', 'nanochat/common.py')}}}
