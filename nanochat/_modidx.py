@@ -32,4 +32,9 @@ d = { 'settings': { 'branch': 'main',
                                  'nanochat.common.get_peak_flops': ('common.html#get_peak_flops', 'nanochat/common.py'),
                                  'nanochat.common.is_rank0': ('common.html#is_rank0', 'nanochat/common.py'),
                                  'nanochat.common.print0': ('common.html#print0', 'nanochat/common.py'),
-                                 'nanochat.common.seed_everything': ('common.html#seed_everything', 'nanochat/common.py')}}}
+                                 'nanochat.common.seed_everything': ('common.html#seed_everything', 'nanochat/common.py')},
+            'nanochat.execution': { 'nanochat.execution.CalcError': ('engine.html#calcerror', 'nanochat/execution.py'),
+                                    'nanochat.execution._binop': ('engine.html#_binop', 'nanochat/execution.py'),
+                                    'nanochat.execution._check': ('engine.html#_check', 'nanochat/execution.py'),
+                                    'nanochat.execution._eval': ('engine.html#_eval', 'nanochat/execution.py'),
+                                    'nanochat.execution.use_calculator': ('engine.html#use_calculator', 'nanochat/execution.py')}}}
