@@ -7,11 +7,11 @@ Docs: https://nanochat-course.github.io/nanochat/engine.html.md"""
 # %% auto #0
 __all__ = ['MAX_EXPR_CHARS', 'MAX_STR_CHARS', 'MAX_INT_BITS', 'CalcError', 'use_calculator', 'ExecutionResult', 'execute_code']
 
-# %% ../nbs/09_engine.ipynb #9303e696
+# %% ../nbs/09_engine.ipynb #941c4232
 import ast, inspect, math, operator, os, re, signal, subprocess, sys, tempfile
 from dataclasses import dataclass
 
-# %% ../nbs/09_engine.ipynb #2f2ee703
+# %% ../nbs/09_engine.ipynb #c0e0bb31
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 _STR_METHODS = {"count", "lower", "upper", "strip", "startswith", "endswith", "find"}
@@ -21,7 +21,7 @@ MAX_INT_BITS = 10_000   # ~3000 decimal digits: 2**9000 is fine, 9**9**9 is not
 
 class CalcError(ValueError): "An expression the calculator refuses or cannot evaluate."
 
-# %% ../nbs/09_engine.ipynb #b357a746
+# %% ../nbs/09_engine.ipynb #257fac11
 def _check(v):
     "Refuse values the calculator must never hold: huge ints, long strings, anything not a number or str."
     if type(v) not in (int, float, str, bool): raise CalcError(f"unsupported value of type {type(v).__name__}")
@@ -40,7 +40,7 @@ def _binop(op, a, b):
         if op not in (ast.Add, ast.Mult): raise CalcError(f"operator {op.__name__} is not defined on strings")
     return _check(_BINOPS[op](a, b))
 
-# %% ../nbs/09_engine.ipynb #fb2ee416
+# %% ../nbs/09_engine.ipynb #39aa3589
 def _eval(node):
     "Evaluate an allow-listed `ast` node; anything else raises `CalcError`."
     if isinstance(node, ast.Constant): return _check(node.value)
@@ -60,7 +60,7 @@ def _eval(node):
                 return _check(getattr(obj, f.attr)(*args))
     raise CalcError(f"not allowed: {ast.unparse(node)[:40]}")
 
-# %% ../nbs/09_engine.ipynb #59e671a9
+# %% ../nbs/09_engine.ipynb #39ab1311
 def use_calculator(expr: str) -> str:
     "Evaluate arithmetic or a string method call in `expr` safely: the result as text, or 'Error: <why>'."
     if len(expr) > MAX_EXPR_CHARS: return f"Error: expression longer than {MAX_EXPR_CHARS} characters"
@@ -73,7 +73,7 @@ def use_calculator(expr: str) -> str:
     except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as e: return f"Error: {type(e).__name__}: {e}"
     return f"{v:.12g}" if isinstance(v, float) else str(v)
 
-# %% ../nbs/09_engine.ipynb #20eda1cd
+# %% ../nbs/09_engine.ipynb #387d8650
 @dataclass
 class ExecutionResult:
     "What happened to a program run by `execute_code`."
@@ -85,12 +85,12 @@ class ExecutionResult:
     memory_exceeded: bool = False
     output_truncated: bool = False
 
-# %% ../nbs/09_engine.ipynb #20090cba
+# %% ../nbs/09_engine.ipynb #c88db6a9
 def _sandbox_main(prog: str, mem_bytes: int, file_bytes: int, cpu_s: int):
     "Runs first in the sandbox's fresh interpreter: isolate, limit, disarm, then run `prog` as `__main__`."
     import os, sys, io, builtins, ctypes, resource, shutil, socket, subprocess
-    libc = ctypes.CDLL(None, use_errno=True)  # an empty network namespace: CLONE_NEWNET (as root), else with CLONE_NEWUSER
-    if libc.unshare(0x40000000) != 0: libc.unshare(0x10000000 | 0x40000000)
+    unshare = getattr(ctypes.CDLL(None), "unshare", None)  # Linux: an empty network namespace, CLONE_NEWNET
+    if unshare and unshare(0x40000000) != 0: unshare(0x10000000 | 0x40000000)  # not root: with CLONE_NEWUSER
     for lim, v in ((resource.RLIMIT_AS, mem_bytes), (resource.RLIMIT_FSIZE, file_bytes), (resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_CORE, 0)):
         hard = resource.getrlimit(lim)[1]
         v = v if hard == resource.RLIM_INFINITY else min(v, hard)
@@ -123,7 +123,7 @@ def _sandbox_main(prog: str, mem_bytes: int, file_bytes: int, cpu_s: int):
         print("SystemExit: the program called exit(); a sandboxed program must run to its end", file=sys.stderr)
         raise SystemExit(3)
 
-# %% ../nbs/09_engine.ipynb #9cc87a7f
+# %% ../nbs/09_engine.ipynb #0b4daddf
 def _reason(rc: int, stderr: str) -> str:
     "One line saying why a finished program failed."
     if rc < 0:
@@ -132,7 +132,7 @@ def _reason(rc: int, stderr: str) -> str:
     last = [l for l in stderr.splitlines() if l.strip()]
     return last[-1][:300] if last else f"exit status {rc}"
 
-# %% ../nbs/09_engine.ipynb #93384530
+# %% ../nbs/09_engine.ipynb #66feef0a
 def _run_limited(code: str, timeout: float, max_memory_mb: int, max_output: int):
     "Run `code` in a fresh interpreter under the limits; returns (exit status, timed out?, stdout bytes, stderr bytes)."
     with tempfile.TemporaryDirectory(prefix="nanochat_sandbox_", ignore_cleanup_errors=True) as tmp:
@@ -152,7 +152,7 @@ def _run_limited(code: str, timeout: float, max_memory_mb: int, max_output: int)
             out.seek(0); err.seek(0)
             return rc, timed_out, out.read(max_output + 1), err.read(max_output + 1)  # never more than the cap into our memory
 
-# %% ../nbs/09_engine.ipynb #0d6d4124
+# %% ../nbs/09_engine.ipynb #e5097736
 def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 256, max_output: int = 64 * 1024) -> ExecutionResult:
     "Run the Python program `code` in a fresh, limited process (see the table above); never raises for the program's faults."
     rc, timed_out, so, se = _run_limited(code, timeout, max_memory_mb, max_output)
