@@ -12,4 +12,7 @@ t0=$SECONDS
 say "nbdev-export: notebooks -> nanochat/"
 nbdev-export
 
+say "the pretraining corpus (built by dev/setup.sh; web shards: python -m nanochat.dataset download)"
+python -m nanochat.dataset info
+
 say "done in $((SECONDS - t0)) s"
