@@ -34,7 +34,10 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || { say "creating .venv"; "$PY" -m venv .venv; }
 VPY=$ROOT/.venv/bin/python
-PIP="$VPY -m pip install -q --disable-pip-version-check"
+pipi() {  # quiet pip install; hides only the warnings about this machine's absent local indexes
+  "$VPY" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location 'file://" >&2)
+}
+PIP=pipi
 if ! "$VPY" -c "import torch" 2>/dev/null; then
   # TORCH_SPEC overrides; the default takes a local CPU wheel on the course machines and
   # the matching build (CUDA on Linux) from PyPI elsewhere.
