@@ -9,20 +9,20 @@ __all__ = ['PEAK_BF16_FLOPS', 'get_base_dir', 'autodetect_device_type', 'compute
            'compute_init', 'compute_cleanup', 'is_rank0', 'print0', 'get_logger', 'get_peak_flops', 'Timer',
            'MissingClient', 'fetch_package']
 
-# %% ../nbs/00_common.ipynb #9236be1b
+# %% ../nbs/00_common.ipynb #df61f6b6
 import os, sys, time, random, logging
 from pathlib import Path
 import torch
 import torch.distributed as dist
 
-# %% ../nbs/00_common.ipynb #44d151a9
+# %% ../nbs/00_common.ipynb #f13a173a
 def get_base_dir() -> Path:
     "The root folder for every artifact: `$NANOCHAT_BASE_DIR`, else `~/.cache/nanochat`."
     d = Path(os.environ.get("NANOCHAT_BASE_DIR") or Path.home()/".cache"/"nanochat").expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
 
-# %% ../nbs/00_common.ipynb #1670a7a5
+# %% ../nbs/00_common.ipynb #98070c31
 def autodetect_device_type() -> str:
     "The best available device: `cuda` > `mps` > `cpu` (override with `$NANOCHAT_DEVICE`)."
     forced = os.environ.get("NANOCHAT_DEVICE")
@@ -33,13 +33,13 @@ def autodetect_device_type() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(): return "mps"
     return "cpu"
 
-# %% ../nbs/00_common.ipynb #8b7be734
+# %% ../nbs/00_common.ipynb #134366d4
 def compute_dtype(device_type: str) -> torch.dtype:
     "bf16 on CUDA GPUs of compute capability >= 8.0 (Ampere+), fp32 everywhere else."
     if device_type == "cuda" and torch.cuda.get_device_capability()[0] >= 8: return torch.bfloat16
     return torch.float32
 
-# %% ../nbs/00_common.ipynb #2c97ced6
+# %% ../nbs/00_common.ipynb #3ef998a3
 def seed_everything(seed: int):
     "Seed `random`, NumPy and torch (CPU and all GPUs)."
     random.seed(seed)
@@ -48,14 +48,14 @@ def seed_everything(seed: int):
     except ImportError: pass
     torch.manual_seed(seed)  # also seeds every CUDA device
 
-# %% ../nbs/00_common.ipynb #f164f963
+# %% ../nbs/00_common.ipynb #8af328be
 def get_dist_info():
     "`(is_distributed, rank, local_rank, world_size)` from torchrun's environment variables."
     if all(k in os.environ for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")):
         return True, int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
     return False, 0, 0, 1
 
-# %% ../nbs/00_common.ipynb #dc5a3c22
+# %% ../nbs/00_common.ipynb #5b605ae6
 def compute_init(device_type: str | None = None, seed: int = 42):
     "Set up device, process group and seeds. Returns `(ddp, rank, local_rank, world_size, device)`."
     device_type = device_type or autodetect_device_type()
@@ -75,19 +75,19 @@ def compute_init(device_type: str | None = None, seed: int = 42):
     seed_everything(seed)
     return ddp, rank, local_rank, world_size, device
 
-# %% ../nbs/00_common.ipynb #46b961cd
+# %% ../nbs/00_common.ipynb #eacdf518
 def compute_cleanup():
     "Leave the process group cleanly (a no-op in a single process)."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/00_common.ipynb #a8c74451
+# %% ../nbs/00_common.ipynb #f81a3f7a
 def is_rank0() -> bool: return get_dist_info()[1] == 0
 
 def print0(*args, **kwargs):
     "`print` on rank 0 only."
     if is_rank0(): print(*args, **kwargs, flush=True)
 
-# %% ../nbs/00_common.ipynb #0a6a87fd
+# %% ../nbs/00_common.ipynb #9d74e5cd
 def get_logger(name: str = "nanochat", level=logging.INFO) -> logging.Logger:
     "A logger that writes `time [rank r] message` to stderr; ranks other than 0 only log warnings."
     log = logging.getLogger(name)
@@ -100,7 +100,7 @@ def get_logger(name: str = "nanochat", level=logging.INFO) -> logging.Logger:
         log.propagate = False
     return log
 
-# %% ../nbs/00_common.ipynb #e0533930
+# %% ../nbs/00_common.ipynb #b692b9ce
 PEAK_BF16_FLOPS = {  # dense bf16 tensor-core peaks from the vendors' data sheets
     "H200": 989e12, "H100": 989e12, "H800": 989e12, "GH200": 989e12,
     "B200": 2250e12, "A100": 312e12, "A800": 312e12, "A10G": 125e12, "A10": 125e12,
@@ -116,7 +116,7 @@ def get_peak_flops(device_name: str | None = None) -> float | None:
         if k.lower() in device_name.lower(): return PEAK_BF16_FLOPS[k]
     return None
 
-# %% ../nbs/00_common.ipynb #4b86947a
+# %% ../nbs/00_common.ipynb #f8f21c06
 class Timer:
     "Context manager measuring wall time in seconds (synchronising CUDA so GPU work is counted)."
     def __enter__(self):
@@ -126,7 +126,7 @@ class Timer:
         if torch.cuda.is_available(): torch.cuda.synchronize()
         self.seconds = time.perf_counter() - self.t0
 
-# %% ../nbs/00_common.ipynb #cf2493a9
+# %% ../nbs/00_common.ipynb #5d87f38e
 import shutil, subprocess, tarfile, tempfile, zipfile, fnmatch
 
 class MissingClient(RuntimeError):
@@ -140,7 +140,7 @@ def _check_client(registry):
         if shutil.which(exe) is None:
             raise MissingClient(f"{registry}: `{exe}` is not installed, so packages from {registry} cannot be fetched")
 
-# %% ../nbs/00_common.ipynb #4a8382bf
+# %% ../nbs/00_common.ipynb #463120be
 def _download(registry, name, version, tmp, sdist):
     "Fetch one archive with the registry's own client into `tmp`; returns its path."
     if registry == "pypi":
@@ -154,7 +154,7 @@ def _download(registry, name, version, tmp, sdist):
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}")
     return files[0]
 
-# %% ../nbs/00_common.ipynb #25e92a7c
+# %% ../nbs/00_common.ipynb #ecf2a762
 def _unpack(archive: Path, dest: Path, only):
     "Unpack a wheel/zip, a tarball or a .deb into `dest`, keeping only members matching the globs in `only`."
     keep = lambda m: not only or any(fnmatch.fnmatch(m, g) for g in only)
@@ -166,7 +166,7 @@ def _unpack(archive: Path, dest: Path, only):
         with tarfile.open(archive) as t:
             t.extractall(dest, members=[m for m in t.getmembers() if keep(m.name) and (m.isfile() or m.isdir())], filter="data")
 
-# %% ../nbs/00_common.ipynb #76454079
+# %% ../nbs/00_common.ipynb #7b24bd11
 def fetch_package(registry: str, name: str, version: str = "", only=None, sdist: bool = False) -> Path:
     "Fetch `name==version` from `registry` (pypi, npm, debian) and unpack it under the base dir; cached."
     dest = get_base_dir()/"packages"/registry/f"{name.replace('/', '__')}-{version or 'latest'}"
