@@ -29,28 +29,69 @@ pub const SPLIT_PATTERN: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}
 
 pub type Pair = (u32, u32);
 
+/// `SPLIT_PATTERN` for the `regex` crate (a DFA, several times faster than a backtracking VM): the
+/// lookahead alternative `\s+(?!\S)` is dropped and emulated by `Splitter::for_each`; the possessive
+/// quantifiers become greedy ones, which changes nothing here (what follows them cannot use what
+/// they would give back).
+const SPLIT_PATTERN_DFA: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+";
+
+/// Splits text into chunks: the default pattern runs on the `regex` crate, any other on `fancy_regex`.
+pub enum Splitter { Dfa(regex::Regex), Fancy(Regex) }
+
+impl Splitter {
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        if pattern == SPLIT_PATTERN {
+            return Ok(Splitter::Dfa(regex::Regex::new(SPLIT_PATTERN_DFA).map_err(|e| e.to_string())?));
+        }
+        Regex::new(pattern).map(Splitter::Fancy).map_err(|e| format!("invalid split pattern {pattern:?}: {e}"))
+    }
+
+    /// Call `f` on every chunk of `text`, in order.
+    pub fn for_each<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) -> Result<(), String> {
+        match self {
+            Splitter::Fancy(re) => {
+                for m in re.find_iter(text) { f(m.map_err(|e| format!("regex error while splitting: {e}"))?.as_str()); }
+            }
+            Splitter::Dfa(re) => {
+                let mut pos = 0;
+                while let Some(m) = re.find_at(text, pos) {
+                    let (start, mut end) = (m.start(), m.end());
+                    // `\s+(?!\S)`: a run of 2+ whitespace characters (no newline: those match `\s*[\r\n]`
+                    // first) followed by a non-space leaves its last character to the next chunk,
+                    // so that " word" keeps its leading space.
+                    let piece = m.as_str();
+                    if end < text.len() && piece.len() > 1 && piece.chars().all(|c| c.is_whitespace() && c != '\r' && c != '\n')
+                        && !text[end..].chars().next().map_or(true, char::is_whitespace) {
+                        let last = piece.chars().next_back().unwrap().len_utf8();
+                        if piece.len() > last { end -= last; }
+                    }
+                    f(&text[start..end]);
+                    pos = end;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Counts of the distinct regex chunks seen so far; texts are added a buffer at a time.
 pub struct ChunkCounter {
-    regex: Regex,
+    splitter: Splitter,
     pub counts: AHashMap<String, i64>,
 }
 
 impl ChunkCounter {
     pub fn new(pattern: &str) -> Result<Self, String> {
-        let regex = Regex::new(pattern).map_err(|e| format!("invalid split pattern {pattern:?}: {e}"))?;
-        Ok(ChunkCounter { regex, counts: AHashMap::new() })
+        Ok(ChunkCounter { splitter: Splitter::new(pattern)?, counts: AHashMap::new() })
     }
 
     /// Split and count a buffer of texts in parallel, then fold the buffer's counts into the total.
     pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S]) -> Result<(), String> {
-        let re = &self.regex;
+        let sp = &self.splitter;
         let local = texts
             .par_iter()
             .try_fold(AHashMap::<&str, i64>::new, |mut m, t| {
-                for mat in re.find_iter(t.as_ref()) {
-                    let mat = mat.map_err(|e| format!("regex error while splitting: {e}"))?;
-                    *m.entry(mat.as_str()).or_insert(0) += 1;
-                }
+                sp.for_each(t.as_ref(), |c| *m.entry(c).or_insert(0) += 1)?;
                 Ok::<_, String>(m)
             })
             .try_reduce(AHashMap::new, |a, b| {
@@ -120,24 +161,18 @@ where I: IntoIterator<Item = (&'a [u8], i64)> {
     let (mut words, counts): (Vec<Vec<u32>>, Vec<i64>) =
         chunks.into_iter().filter(|(b, c)| b.len() >= 2 && *c > 0).map(|(b, c)| (b.iter().map(|&x| x as u32).collect(), c)).unzip();
 
-    // Initial pair counts and, for each pair, the words it occurs in (in parallel over words).
-    // `where_` lists may hold duplicates and stale entries: a word is re-checked before merging.
-    let (mut pair_counts, mut where_) = words
-        .par_iter().enumerate()
-        .fold(|| (AHashMap::<Pair, i64>::new(), AHashMap::<Pair, Vec<u32>>::new()), |(mut pc, mut wh), (i, w)| {
-            for p in w.windows(2) {
-                let pair = (p[0], p[1]);
-                *pc.entry(pair).or_insert(0) += counts[i];
-                let v = wh.entry(pair).or_insert_with(Vec::new);
-                if v.last() != Some(&(i as u32)) { v.push(i as u32); }
-            }
-            (pc, wh)
-        })
-        .reduce(|| (AHashMap::new(), AHashMap::new()), |(mut pa, mut wa), (pb, wb)| {
-            for (k, v) in pb { *pa.entry(k).or_insert(0) += v; }
-            for (k, mut v) in wb { wa.entry(k).or_insert_with(Vec::new).append(&mut v); }
-            (pa, wa)
-        });
+    // Initial pair counts and, for each pair, the words it occurs in. `where_` lists may hold
+    // duplicates and stale entries: a word is re-checked before it is merged.
+    let mut pair_counts: AHashMap<Pair, i64> = AHashMap::new();
+    let mut where_: AHashMap<Pair, Vec<u32>> = AHashMap::new();
+    for (i, w) in words.iter().enumerate() {
+        for p in w.windows(2) {
+            let pair = (p[0], p[1]);
+            *pair_counts.entry(pair).or_insert(0) += counts[i];
+            let v = where_.entry(pair).or_insert_with(Vec::new);
+            if v.last() != Some(&(i as u32)) { v.push(i as u32); }
+        }
+    }
     let mut heap: BinaryHeap<Job> = pair_counts.iter().map(|(&pair, &count)| Job { count, pair }).collect();
 
     let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();

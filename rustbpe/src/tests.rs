@@ -111,4 +111,23 @@ fn counting_in_buffers_equals_counting_at_once() {
 #[test]
 fn bad_pattern_is_an_error_not_a_panic() {
     assert!(ChunkCounter::new("(unclosed").err().unwrap().contains("invalid split pattern"));
+    assert!(matches!(Splitter::new(r"\w+").unwrap(), Splitter::Fancy(_)));
+}
+
+#[test]
+fn dfa_split_equals_the_lookahead_pattern() {
+    let fancy = Splitter::Fancy(Regex::new(SPLIT_PATTERN).unwrap());
+    let dfa = Splitter::new(SPLIT_PATTERN).unwrap();
+    assert!(matches!(dfa, Splitter::Dfa(_)));
+    let pool: Vec<char> = "ab Z9 0.,!?'sdmtlvreSDLVRE\n\r\t\u{a0}\u{3000}\u{2003}é世界🙂\u{301}ſK_-(\"".chars().collect();
+    let mut r = Lcg(7);
+    let mut texts: Vec<String> = (0..3000).map(|_| (0..(r.next() % 30)).map(|_| pool[(r.next() % pool.len() as u64) as usize]).collect()).collect();
+    texts.extend(["   x", "  \n  y", "a  \u{3000}b", "x   ", "I'm  here\t\tnow\r\n\r\n  ok", "12345  67"].map(String::from));
+    for t in &texts {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        fancy.for_each(t, |c| a.push(c)).unwrap();
+        dfa.for_each(t, |c| b.push(c)).unwrap();
+        assert_eq!(a, b, "text {t:?}");
+        assert_eq!(b.concat(), *t);
+    }
 }
