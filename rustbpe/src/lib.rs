@@ -2,7 +2,9 @@
 //!
 //! 1. Split every text into chunks with a regex (so merges never cross a word/number/space boundary)
 //!    and count each *unique* chunk, in parallel over documents (rayon). A corpus of millions of
-//!    words has only ~1e5-1e6 distinct chunks, so the rest of the work is on those.
+//!    words has only ~1e5-1e6 distinct chunks, so the rest of the work is on those. The default
+//!    pattern runs on the `regex` crate (its one lookahead emulated, see `Splitter`); any other
+//!    pattern on `fancy_regex`, a backtracking engine that supports lookaround but is slower.
 //! 2. Start from 256 byte tokens; count every adjacent pair (weighted by chunk count) once.
 //! 3. Repeatedly merge the most frequent pair into a new token. Only the chunks containing that pair
 //!    are touched, and only the pair counts around each merged position change (incremental update,
@@ -35,14 +37,18 @@ pub type Pair = (u32, u32);
 /// they would give back).
 const SPLIT_PATTERN_DFA: &str = r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+";
 
+thread_local! {
+    // One compiled regex per thread: a shared `regex::Regex` hands its scratch space to other
+    // threads through a mutex, which many threads would contend for on every match.
+    static DFA: regex::Regex = regex::Regex::new(SPLIT_PATTERN_DFA).expect("SPLIT_PATTERN_DFA compiles");
+}
+
 /// Splits text into chunks: the default pattern runs on the `regex` crate, any other on `fancy_regex`.
-pub enum Splitter { Dfa(regex::Regex), Fancy(Regex) }
+pub enum Splitter { Dfa, Fancy(Regex) }
 
 impl Splitter {
     pub fn new(pattern: &str) -> Result<Self, String> {
-        if pattern == SPLIT_PATTERN {
-            return Ok(Splitter::Dfa(regex::Regex::new(SPLIT_PATTERN_DFA).map_err(|e| e.to_string())?));
-        }
+        if pattern == SPLIT_PATTERN { return Ok(Splitter::Dfa); }
         Regex::new(pattern).map(Splitter::Fancy).map_err(|e| format!("invalid split pattern {pattern:?}: {e}"))
     }
 
@@ -52,7 +58,7 @@ impl Splitter {
             Splitter::Fancy(re) => {
                 for m in re.find_iter(text) { f(m.map_err(|e| format!("regex error while splitting: {e}"))?.as_str()); }
             }
-            Splitter::Dfa(re) => {
+            Splitter::Dfa => DFA.with(|re| {
                 let mut pos = 0;
                 while let Some(m) = re.find_at(text, pos) {
                     let (start, mut end) = (m.start(), m.end());
@@ -68,7 +74,7 @@ impl Splitter {
                     f(&text[start..end]);
                     pos = end;
                 }
-            }
+            }),
         }
         Ok(())
     }
