@@ -9,18 +9,18 @@ __all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'TRAIN_COMMAND', 'PARTS', 'Tokeniz
            'token_bytes', 'save', 'from_directory', 'get_tokenizer', 'get_token_bytes', 'render_conversation',
            'render_for_completion', 'visualize']
 
-# %% ../nbs/02_tokenizer.ipynb #da866618
+# %% ../nbs/02_tokenizer.ipynb #d36ed72d
 import os, json, base64, copy, html
 from pathlib import Path
 import tiktoken
 import torch
 from .common import get_base_dir
 
-# %% ../nbs/02_tokenizer.ipynb #d2fa0f0e
+# %% ../nbs/02_tokenizer.ipynb #abd88dff
 # GPT-4's cl100k pattern with numbers split into groups of 1-2 digits (GPT-4: 1-3)
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 
-# %% ../nbs/02_tokenizer.ipynb #ae3cd7de
+# %% ../nbs/02_tokenizer.ipynb #5305bc3d
 SPECIAL_TOKENS = [
     "<|bos|>",                                  # beginning of every document
     "<|user_start|>", "<|user_end|>",           # a user's message
@@ -29,7 +29,7 @@ SPECIAL_TOKENS = [
     "<|output_start|>", "<|output_end|>",       # the tool's output, inserted by the engine
 ]
 
-# %% ../nbs/02_tokenizer.ipynb #5e63624f
+# %% ../nbs/02_tokenizer.ipynb #281d5dcf
 class Tokenizer:
     "nanochat's tokenizer: BPE ranks (`bytes -> id`) and a split pattern, encoded by tiktoken, plus `SPECIAL_TOKENS`."
     def __init__(self, pattern: str, ranks: dict[bytes, int]):
@@ -49,7 +49,7 @@ class Tokenizer:
         pattern, ranks, _ = nanochat_rustbpe.train_from_iterator(texts, vocab_size - len(SPECIAL_TOKENS), SPLIT_PATTERN, buffer_size)
         return cls(pattern, ranks)
 
-# %% ../nbs/02_tokenizer.ipynb #ff7eb5aa
+# %% ../nbs/02_tokenizer.ipynb #d703b368
 def _special_id(self: Tokenizer, token) -> int:
     "The id of a special token given by name or id."
     if isinstance(token, int) and len(self.ranks) <= token < self.vocab_size: return token
@@ -59,7 +59,7 @@ def _special_id(self: Tokenizer, token) -> int:
 Tokenizer.vocab_size = property(lambda self: self.enc.n_vocab)
 Tokenizer.encode_special = _special_id
 
-# %% ../nbs/02_tokenizer.ipynb #bad8ec1f
+# %% ../nbs/02_tokenizer.ipynb #c42aed6c
 def encode(self: Tokenizer, text, prepend=None, append=None, num_threads: int = 8):
     "Ids of `text` (str), or a list of id lists for a list of str; `prepend`/`append`: a special token (name or id)."
     pre = [] if prepend is None else [self.encode_special(prepend)]
@@ -79,7 +79,7 @@ def id_to_token(self: Tokenizer, i: int) -> str: return self.enc.decode_single_t
 
 Tokenizer.encode, Tokenizer.__call__, Tokenizer.decode, Tokenizer.id_to_token = encode, encode, decode, id_to_token
 
-# %% ../nbs/02_tokenizer.ipynb #1c9c3d68
+# %% ../nbs/02_tokenizer.ipynb #14cb7c26
 def token_bytes(self: Tokenizer) -> torch.Tensor:
     "Byte length of every token id, int32; 0 for special tokens."
     lens = [len(self.enc.decode_single_token_bytes(i)) for i in range(len(self.ranks))]
@@ -87,7 +87,7 @@ def token_bytes(self: Tokenizer) -> torch.Tensor:
 
 Tokenizer.token_bytes = token_bytes
 
-# %% ../nbs/02_tokenizer.ipynb #4b237592
+# %% ../nbs/02_tokenizer.ipynb #aa678992
 def _write(path: Path, data: bytes):
     tmp = path.with_name(f".{path.name}.tmp"); tmp.write_bytes(data); os.replace(tmp, path)
 
@@ -103,7 +103,7 @@ def save(self: Tokenizer, directory=None) -> Path:
 
 Tokenizer.save = save
 
-# %% ../nbs/02_tokenizer.ipynb #3cba8cea
+# %% ../nbs/02_tokenizer.ipynb #e30d7083
 TRAIN_COMMAND = "python -m nanochat.scripts.tok_train"
 
 def _tokenizer_dir(directory=None, need="tokenizer.json") -> Path:
@@ -132,7 +132,7 @@ def get_token_bytes(device="cpu") -> torch.Tensor:
     "The saved byte length of every token id (0 for special tokens), on `device`."
     return torch.load(_tokenizer_dir(need="token_bytes.pt")/"token_bytes.pt", map_location=device)
 
-# %% ../nbs/02_tokenizer.ipynb #a9a4fe6c
+# %% ../nbs/02_tokenizer.ipynb #3c22f895
 # part type -> (opening special token, closing special token, trained on?)
 PARTS = {"text": (None, None, 1), "python": ("<|python_start|>", "<|python_end|>", 1),
          "python_output": ("<|output_start|>", "<|output_end|>", 0)}
@@ -155,7 +155,7 @@ def _messages(conversation) -> list[dict]:
         if want == "user" and not isinstance(m["content"], str): raise ValueError(f"message {i + off}: user content must be a str")
     return msgs
 
-# %% ../nbs/02_tokenizer.ipynb #5d910479
+# %% ../nbs/02_tokenizer.ipynb #068fb01b
 def _parts(content, where):
     "An assistant's content as `(type, text)` pairs."
     if isinstance(content, str): return [("text", content)]
@@ -165,7 +165,7 @@ def _parts(content, where):
             raise ValueError(f"{where}: a part must be {{'type': one of {list(PARTS)}, 'text': str}}, got {p!r:.80}")
     return [(p["type"], p["text"]) for p in content]
 
-# %% ../nbs/02_tokenizer.ipynb #4b39cc34
+# %% ../nbs/02_tokenizer.ipynb #c3407c57
 def render_conversation(self: Tokenizer, conversation, max_tokens: int = 2048):
     "Token ids of a conversation and the loss mask (1 = train on this token), both cut to `max_tokens`."
     ids, mask = [], []
@@ -188,7 +188,7 @@ def render_conversation(self: Tokenizer, conversation, max_tokens: int = 2048):
 
 Tokenizer.render_conversation = render_conversation
 
-# %% ../nbs/02_tokenizer.ipynb #dbac2852
+# %% ../nbs/02_tokenizer.ipynb #cb094f4f
 def render_for_completion(self: Tokenizer, conversation) -> list[int]:
     "Ids that prompt the assistant's next message: the conversation without a final assistant message, then `<|assistant_start|>`."
     msgs = copy.deepcopy(conversation.get("messages") if isinstance(conversation, dict) else conversation)
@@ -198,7 +198,7 @@ def render_for_completion(self: Tokenizer, conversation) -> list[int]:
 
 Tokenizer.render_for_completion = render_for_completion
 
-# %% ../nbs/02_tokenizer.ipynb #ba17a9f8
+# %% ../nbs/02_tokenizer.ipynb #5f81be5d
 def visualize(self: Tokenizer, ids, mask=None) -> str:
     "HTML showing each token as a box: green where `mask` is 1, grey where 0; special tokens in bold."
     mask = mask if mask is not None else [1] * len(ids)
