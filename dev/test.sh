@@ -25,7 +25,7 @@ nbdev-test --do-print --timing
 
 if [ -f rustbpe/Cargo.toml ]; then
   say "cargo test (rustbpe)"
-  (cd rustbpe && cargo test -q 2>&1 | tail -n 5)
+  (cd rustbpe && cargo test -q --lib 2>&1 | tail -n 3)  # the unit tests; pipefail keeps a failure fatal
 fi
 
 say "pytest"
