@@ -52,11 +52,20 @@ fresh() { [ -f ".venv/.stamp-$1" ] && [ "$(cat ".venv/.stamp-$1")" = "$2" ]; }
 mark() { echo "$2" > ".venv/.stamp-$1"; }
 
 if [ -f rustbpe/Cargo.toml ]; then
+  # crates.io is unreachable on the course machines: where Debian's crate registry exists, point cargo
+  # at it with a directory-source replacement (an untracked file, so elsewhere crates.io is used).
+  if [ -d /usr/share/cargo/registry ] && [ ! -f rustbpe/.cargo/config.toml ]; then
+    mkdir -p rustbpe/.cargo
+    printf '%s\n' '# written by dev/setup.sh: build against Debian'"'"'s crates (librust-*-dev), offline' \
+      '[source.crates-io]' 'replace-with = "debian"' '[source.debian]' 'directory = "/usr/share/cargo/registry"' \
+      > rustbpe/.cargo/config.toml
+  fi
   h=$(stamp rustbpe/Cargo.toml rustbpe/pyproject.toml $(find rustbpe/src rustbpe/.cargo -type f 2>/dev/null | sort))
   if ! fresh rustbpe "$h"; then
     say "building the Rust tokenizer (rustbpe)"
     $PIP maturin >/dev/null
-    $PIP ./rustbpe
+    # maturin is already in .venv (on PATH for the build hook), so no build environment is downloaded
+    PATH="$ROOT/.venv/bin:$PATH" $PIP --no-build-isolation ./rustbpe
     mark rustbpe "$h"
   fi
 fi
