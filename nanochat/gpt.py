@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/model.html.md"""
 __all__ = ['VE_GATE_CHANNELS', 'SMEAR_CHANNELS', 'GPTConfig', 'config_from_depth', 'autocast_ctx', 'norm', 'rotary_cos_sin',
            'apply_rotary', 'attention', 'has_ve', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'KVCache']
 
-# %% ../nbs/04_model.ipynb #ea0bf8b9
+# %% ../nbs/04_model.ipynb #3e320dcc
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .common import compute_dtype
 
-# %% ../nbs/04_model.ipynb #ab47449e
+# %% ../nbs/04_model.ipynb #5cb3ede7
 @dataclass
 class GPTConfig:
     sequence_len: int = 2048
@@ -50,7 +50,7 @@ class GPTConfig:
         ws[-1] = self.sequence_len  # the last layer always sees the full context
         return ws
 
-# %% ../nbs/04_model.ipynb #d671c96b
+# %% ../nbs/04_model.ipynb #4f1fb5c1
 def config_from_depth(depth: int, vocab_size: int = 32768, sequence_len: int = 2048, aspect_ratio: int = 64,
                       head_dim: int = 128, window_pattern: str = "SSSL", **kw) -> GPTConfig:
     "The nanochat sizing rule: width = depth * aspect_ratio, cut into heads of `head_dim` (at least 2 heads)."
@@ -63,18 +63,18 @@ def config_from_depth(depth: int, vocab_size: int = 32768, sequence_len: int = 2
     return GPTConfig(sequence_len=sequence_len, vocab_size=vocab_size, n_layer=depth, n_head=n_head,
                      n_embd=n_head * head_dim, window_pattern=window_pattern, **kw)
 
-# %% ../nbs/04_model.ipynb #4543cecc
+# %% ../nbs/04_model.ipynb #fdff80a6
 def autocast_ctx(device_type: str):
     "bf16 autocast where the device computes in bf16 (Ampere+ GPUs), else a no-op context (fp32)."
     if compute_dtype(device_type) == torch.bfloat16: return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
     return nullcontext()
 
-# %% ../nbs/04_model.ipynb #e8dcef8e
+# %% ../nbs/04_model.ipynb #9c58fb41
 def norm(x: torch.Tensor) -> torch.Tensor:
     "Parameter-free RMSNorm over the last dimension."
     return F.rms_norm(x, (x.size(-1),))
 
-# %% ../nbs/04_model.ipynb #a7f54721
+# %% ../nbs/04_model.ipynb #e3a3fe4d
 def rotary_cos_sin(seq_len: int, head_dim: int, base: float = 10000.0, device=None):
     "Tables `(cos, sin)` of shape (1, seq_len, 1, head_dim/2) for positions 0..seq_len-1."
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
@@ -88,7 +88,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
 
-# %% ../nbs/04_model.ipynb #cf8ec9ce
+# %% ../nbs/04_model.ipynb #6675c81e
 def attention(q, k, v, window: int, q_start: int = 0):
     "Causal attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D), each query seeing at most `window` keys."
     Tq, Tk = q.size(2), k.size(2)
@@ -99,7 +99,7 @@ def attention(q, k, v, window: int, q_start: int = 0):
     mask = (kpos <= qpos) & (qpos - kpos < window)  # (Tq, Tk): the past, inside the window
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
 
-# %% ../nbs/04_model.ipynb #3e99da30
+# %% ../nbs/04_model.ipynb #915bc8d4
 VE_GATE_CHANNELS = 32   # channels of x the value-embedding gate reads
 
 def has_ve(layer_idx: int, n_layer: int) -> bool:
@@ -134,7 +134,7 @@ class CausalSelfAttention(nn.Module):
         y = attention(q, k.type_as(q), v.type_as(q), window, q_start)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, -1))
 
-# %% ../nbs/04_model.ipynb #0004069a
+# %% ../nbs/04_model.ipynb #9ffef926
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -153,7 +153,7 @@ class Block(nn.Module):
         x = x + self.attn(norm(x), ve, cos_sin, window, kv_cache)
         return x + self.mlp(norm(x))
 
-# %% ../nbs/04_model.ipynb #235576c0
+# %% ../nbs/04_model.ipynb #bca9e5b4
 SMEAR_CHANNELS = 24     # channels of x the smear gate reads
 
 class GPT(nn.Module):
@@ -177,7 +177,7 @@ class GPT(nn.Module):
         self.register_buffer("sin", sin, persistent=False)
         self.init_weights()
 
-# %% ../nbs/04_model.ipynb #839514c1
+# %% ../nbs/04_model.ipynb #68c7d3ae
 @torch.no_grad()
 def _init_weights(self: GPT):
     C = self.config.n_embd
@@ -194,7 +194,7 @@ def _init_weights(self: GPT):
 
 GPT.init_weights = _init_weights
 
-# %% ../nbs/04_model.ipynb #fcf36d65
+# %% ../nbs/04_model.ipynb #b6acd1dc
 def _smear(self: GPT, x, kv_cache=None):
     "x[t] += smear_lambda * sigmoid(gate(x[t])) * x[t-1]; position 0 of a fresh sequence gets nothing."
     first = torch.zeros_like(x[:, :1])
@@ -223,11 +223,11 @@ def _forward(self: GPT, idx, targets=None, kv_cache=None, loss_reduction="mean")
     logits = self.lm_head(x)[..., :self.config.vocab_size].float()
     logits = self.config.softcap * torch.tanh(logits / self.config.softcap)
     if targets is None: return logits
-    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1, reduction=loss_reduction)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction=loss_reduction)
 
 GPT.smear, GPT.forward = _smear, _forward
 
-# %% ../nbs/04_model.ipynb #768c4713
+# %% ../nbs/04_model.ipynb #0258bc10
 def _num_params(self: GPT) -> dict:
     "Parameter counts by group: wte, value_embeds, lm_head, matrices (in blocks), scalars, total."
     n = dict(wte=self.wte.weight.numel(), value_embeds=sum(p.numel() for p in self.value_embeds.parameters()),
@@ -244,7 +244,7 @@ def _estimate_flops(self: GPT) -> int:
 
 GPT.num_params, GPT.estimate_flops = _num_params, _estimate_flops
 
-# %% ../nbs/04_model.ipynb #021be61e
+# %% ../nbs/04_model.ipynb #2d07af37
 class KVCache:
     "Preallocated keys/values for every layer: (n_layer, B, n_kv_head, max_len, head_dim), filled up to `pos`."
     def __init__(self, batch_size, max_len, n_layer, n_kv_head, head_dim, n_embd, device=None, dtype=torch.float32):
@@ -282,7 +282,7 @@ def _new_kv_cache(self: GPT, batch_size: int, max_len: int | None = None, dtype=
 
 GPT.new_kv_cache = _new_kv_cache
 
-# %% ../nbs/04_model.ipynb #1946ce5b
+# %% ../nbs/04_model.ipynb #f40517c8
 @torch.inference_mode()
 def _generate(self: GPT, tokens: list[int], max_tokens: int, temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
     "Yield `max_tokens` token ids that continue `tokens` (temperature 0 = greedy)."

@@ -7,19 +7,19 @@ Docs: https://nanochat-course.github.io/nanochat/optimizer.html.md"""
 # %% auto #0
 __all__ = ['POLAR_EXPRESS_COEFFS', 'AdamW', 'polar_express', 'Muon', 'setup_optimizers']
 
-# %% ../nbs/05_optimizer.ipynb #dd9446d8
+# %% ../nbs/05_optimizer.ipynb #0078ac43
 import math
 import torch
 import torch.distributed as dist
 from .gpt import GPT
 
-# %% ../nbs/05_optimizer.ipynb #84cf6002
+# %% ../nbs/05_optimizer.ipynb #6d686bd5
 def _rank_world():
     "(rank, world_size) of the default process group, (0, 1) without one."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-# %% ../nbs/05_optimizer.ipynb #ac194291
+# %% ../nbs/05_optimizer.ipynb #eb887214
 def _adamw_update(p, g, state, lr, betas, eps, weight_decay):
     "One AdamW step on tensor p (in place), with gradient g and state {'step', 'exp_avg', 'exp_avg_sq'}."
     if not state: state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
@@ -33,7 +33,7 @@ def _adamw_update(p, g, state, lr, betas, eps, weight_decay):
     denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
     p.addcdiv_(m, denom, value=-lr / bc1)
 
-# %% ../nbs/05_optimizer.ipynb #e7aa9e09
+# %% ../nbs/05_optimizer.ipynb #0a7c63f3
 class AdamW(torch.optim.Optimizer):
     "AdamW whose step also averages gradients over the process group, each rank updating its shard."
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
@@ -61,7 +61,7 @@ class AdamW(torch.optim.Optimizer):
             if shard: gathers.append(dist.all_gather_into_tensor(p, mine.clone(), async_op=True))
         for w in gathers: w.wait()
 
-# %% ../nbs/05_optimizer.ipynb #c2cc0872
+# %% ../nbs/05_optimizer.ipynb #25ecd76c
 POLAR_EXPRESS_COEFFS = [  # (a, b, c) per iteration, from the Polar Express paper (arXiv 2505.16932)
     (8.156554524902461, -22.48329292557795, 15.878769915207462),
     (4.042929935166739, -2.808917465908714, 0.5000178451051316),
@@ -81,7 +81,7 @@ def polar_express(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
         X = a * X + (b * A + c * A @ A) @ X
     return X.mT if tall else X
 
-# %% ../nbs/05_optimizer.ipynb #d52250c3
+# %% ../nbs/05_optimizer.ipynb #145acea4
 def _muon_update(p, g, state, lr, momentum, nesterov, ns_steps, weight_decay):
     "One Muon step on the matrix p (in place)."
     buf = state.setdefault("momentum_buffer", torch.zeros_like(g))
@@ -98,7 +98,7 @@ class Muon(torch.optim.Optimizer):
         groups = [dict(params=[p for p in params if p.shape == s]) for s in sorted({p.shape for p in params})]
         super().__init__(groups, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay))
 
-# %% ../nbs/05_optimizer.ipynb #9f9e80bb
+# %% ../nbs/05_optimizer.ipynb #e78c5bc4
 @torch.no_grad()
 def _muon_step(self: Muon):
     rank, world = _rank_world()
@@ -108,8 +108,8 @@ def _muon_step(self: Muon):
         for i in range(0, len(ps), world):
             chunk = ps[i:i + world]
             if world == 1: jobs.append((group, chunk, chunk[0].grad, None)); continue
-            grads = torch.stack([p.grad for p in chunk] + [torch.zeros_like(chunk[0])] * (world - len(chunk)))
-            g = torch.empty_like(grads[0])                          # the averaged gradient of matrix `rank` of the chunk
+            grads = torch.cat([p.grad for p in chunk] + [torch.zeros_like(chunk[0])] * (world - len(chunk)))  # (world*rows, cols)
+            g = torch.empty_like(chunk[0])                          # the averaged gradient of matrix `rank` of the chunk
             jobs.append((group, chunk, g, dist.reduce_scatter_tensor(g, grads, op=dist.ReduceOp.SUM, async_op=True)))
     gathers = []
     for group, chunk, g, work in jobs:
@@ -118,15 +118,15 @@ def _muon_step(self: Muon):
         if rank < len(chunk):
             _muon_update(mine, g, self.state[mine], group["lr"], group["momentum"], group["nesterov"], group["ns_steps"], group["weight_decay"])
         if world > 1:
-            out = torch.empty((world, *mine.shape), dtype=mine.dtype, device=mine.device)
+            out = torch.empty((world * mine.size(0), mine.size(1)), dtype=mine.dtype, device=mine.device)
             gathers.append((chunk, out, dist.all_gather_into_tensor(out, mine.contiguous(), async_op=True)))
     for chunk, out, work in gathers:
         work.wait()
-        for p, new in zip(chunk, out): p.copy_(new)
+        for p, new in zip(chunk, out.chunk(world)): p.copy_(new)
 
 Muon.step = _muon_step
 
-# %% ../nbs/05_optimizer.ipynb #9231a4a9
+# %% ../nbs/05_optimizer.ipynb #f37e06e9
 def setup_optimizers(self: GPT, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, scalar_lr=0.5,
                      weight_decay=0.0, adam_betas=(0.8, 0.95)):
     "[AdamW, Muon] for this model, parameters grouped as in nanochat."
