@@ -7,19 +7,19 @@ Docs: https://nanochat-course.github.io/nanochat/optimizer.html.md"""
 # %% auto #0
 __all__ = ['POLAR_EXPRESS_COEFFS', 'AdamW', 'polar_express', 'Muon', 'setup_optimizers']
 
-# %% ../nbs/05_optimizer.ipynb #0078ac43
+# %% ../nbs/05_optimizer.ipynb #c89b9cfb
 import math
 import torch
 import torch.distributed as dist
 from .gpt import GPT
 
-# %% ../nbs/05_optimizer.ipynb #6d686bd5
+# %% ../nbs/05_optimizer.ipynb #cf46c07e
 def _rank_world():
     "(rank, world_size) of the default process group, (0, 1) without one."
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
-# %% ../nbs/05_optimizer.ipynb #eb887214
+# %% ../nbs/05_optimizer.ipynb #50bc0dc7
 def _adamw_update(p, g, state, lr, betas, eps, weight_decay):
     "One AdamW step on tensor p (in place), with gradient g and state {'step', 'exp_avg', 'exp_avg_sq'}."
     if not state: state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
@@ -33,7 +33,7 @@ def _adamw_update(p, g, state, lr, betas, eps, weight_decay):
     denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
     p.addcdiv_(m, denom, value=-lr / bc1)
 
-# %% ../nbs/05_optimizer.ipynb #0a7c63f3
+# %% ../nbs/05_optimizer.ipynb #e3f610bb
 class AdamW(torch.optim.Optimizer):
     "AdamW whose step also averages gradients over the process group, each rank updating its shard."
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
@@ -61,7 +61,7 @@ class AdamW(torch.optim.Optimizer):
             if shard: gathers.append(dist.all_gather_into_tensor(p, mine.clone(), async_op=True))
         for w in gathers: w.wait()
 
-# %% ../nbs/05_optimizer.ipynb #25ecd76c
+# %% ../nbs/05_optimizer.ipynb #b2a0f534
 POLAR_EXPRESS_COEFFS = [  # (a, b, c) per iteration, from the Polar Express paper (arXiv 2505.16932)
     (8.156554524902461, -22.48329292557795, 15.878769915207462),
     (4.042929935166739, -2.808917465908714, 0.5000178451051316),
@@ -81,7 +81,7 @@ def polar_express(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
         X = a * X + (b * A + c * A @ A) @ X
     return X.mT if tall else X
 
-# %% ../nbs/05_optimizer.ipynb #145acea4
+# %% ../nbs/05_optimizer.ipynb #16cd57c7
 def _muon_update(p, g, state, lr, momentum, nesterov, ns_steps, weight_decay):
     "One Muon step on the matrix p (in place)."
     buf = state.setdefault("momentum_buffer", torch.zeros_like(g))
@@ -98,7 +98,7 @@ class Muon(torch.optim.Optimizer):
         groups = [dict(params=[p for p in params if p.shape == s]) for s in sorted({p.shape for p in params})]
         super().__init__(groups, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay))
 
-# %% ../nbs/05_optimizer.ipynb #e78c5bc4
+# %% ../nbs/05_optimizer.ipynb #53299673
 @torch.no_grad()
 def _muon_step(self: Muon):
     rank, world = _rank_world()
@@ -126,7 +126,7 @@ def _muon_step(self: Muon):
 
 Muon.step = _muon_step
 
-# %% ../nbs/05_optimizer.ipynb #f37e06e9
+# %% ../nbs/05_optimizer.ipynb #00e1a4cd
 def setup_optimizers(self: GPT, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, scalar_lr=0.5,
                      weight_decay=0.0, adam_betas=(0.8, 0.95)):
     "[AdamW, Muon] for this model, parameters grouped as in nanochat."
