@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/base_train.html.md"""
 # %% auto #0
 __all__ = ['derive_recipe', 'lr_multiplier', 'muon_momentum', 'parse_args', 'train', 'main']
 
-# %% ../../nbs/08_base_train.ipynb #cc1c492d
+# %% ../../nbs/08_base_train.ipynb #15b3e494
 import argparse, json, math, os, time
 from contextlib import nullcontext
 import torch
@@ -20,7 +20,7 @@ from ..dataloader import data_loader
 from ..checkpoint import save_checkpoint, load_checkpoint, list_steps
 from ..loss_eval import evaluate_bpb
 
-# %% ../../nbs/08_base_train.ipynb #401b1caa
+# %% ../../nbs/08_base_train.ipynb #51253000
 def derive_recipe(depth, max_seq_len=2048, vocab_size=32768, device_batch_size=32, total_batch_size=2**19,
                   world_size=1, target_param_data_ratio=20, num_iterations=-1):
     "Model config and token budget from `depth`; raises on settings that cannot work."
@@ -37,7 +37,7 @@ def derive_recipe(depth, max_seq_len=2048, vocab_size=32768, device_batch_size=3
     return dict(config=config, params=n["total"], scaling_params=scaling_params, grad_accum=total_batch_size // tokens_per_fwdbwd,
                 num_iterations=num_iterations, total_tokens=num_iterations * total_batch_size)
 
-# %% ../../nbs/08_base_train.ipynb #569223c3
+# %% ../../nbs/08_base_train.ipynb #ce0fc36b
 def lr_multiplier(step, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
     "Factor on every group's initial lr at `step`: linear warmup, flat, linear warmdown to `final_lr_frac`."
     warmup, warmdown = round(warmup_ratio * num_iterations), round(warmdown_ratio * num_iterations)
@@ -48,7 +48,7 @@ def lr_multiplier(step, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, fi
 
 def muon_momentum(step): return 0.85 + 0.10 * min(step / 300, 1.0)
 
-# %% ../../nbs/08_base_train.ipynb #e8ecc4ac
+# %% ../../nbs/08_base_train.ipynb #49551d42
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.scripts.base_train", description="Pretrain a base model")
     p.add_argument("--depth", type=int, default=20, help="the one complexity dial: layers; width = 64 x depth")
@@ -79,7 +79,7 @@ def parse_args(argv=None):
     a.model_tag = a.model_tag or f"d{a.depth}"
     return a
 
-# %% ../../nbs/08_base_train.ipynb #2f25eae1
+# %% ../../nbs/08_base_train.ipynb #29c90e5a
 def _evaluate(model, tokenizer, args, device, token_bytes, autocast):
     "Val bits per byte over `--eval-tokens` tokens (split across processes)."
     from nanochat.common import get_dist_info
@@ -98,7 +98,7 @@ def _sample(model, tokenizer, prompts=("The capital of France is", "Once upon a 
     model.train()
     return out
 
-# %% ../../nbs/08_base_train.ipynb #b1c76ee4
+# %% ../../nbs/08_base_train.ipynb #f964c396
 def train(args):
     "Pretrain a base model as `args` say; returns the final metrics."
     ddp, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
@@ -172,8 +172,8 @@ def train(args):
     compute_cleanup()
     return result
 
-# %% ../../nbs/08_base_train.ipynb #75032909
+# %% ../../nbs/08_base_train.ipynb #96495606
 def main(argv=None): return train(parse_args(argv))
 
-# %% ../../nbs/08_base_train.ipynb #eedbf1f4
+# %% ../../nbs/08_base_train.ipynb #13abf4b1
 if __name__ == "__main__": main()
