@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/dataloader.html.md"""
 # %% auto #0
 __all__ = ['DocBuffer', 'pack_row', 'data_loader']
 
-# %% ../nbs/03_dataloader.ipynb #9eae8fab
+# %% ../nbs/03_dataloader.ipynb #47d234f3
 import threading, queue
 from bisect import bisect_left, bisect_right
 import torch
@@ -15,7 +15,7 @@ import torch.distributed as dist
 from .common import get_dist_info
 from .dataset import parquets_iter_batched
 
-# %% ../nbs/03_dataloader.ipynb #509d8233
+# %% ../nbs/03_dataloader.ipynb #f74156cb
 class DocBuffer:
     "Token lists kept sorted by length: add a document, or take the longest one that fits."
     def __init__(self, docs=()):
@@ -32,7 +32,7 @@ class DocBuffer:
         self.ntokens -= self.lens.pop(i)
         return self.docs.pop(i)[:room]
 
-# %% ../nbs/03_dataloader.ipynb #82bd9d78
+# %% ../nbs/03_dataloader.ipynb #d9e0b3fb
 def pack_row(buf: DocBuffer, row_len: int) -> list[int]:
     "One row of exactly `row_len` tokens from `buf` (which must hold that many), best fit first."
     if buf.ntokens < row_len: raise ValueError(f"the buffer holds {buf.ntokens} tokens, fewer than a row of {row_len}")
@@ -40,7 +40,7 @@ def pack_row(buf: DocBuffer, row_len: int) -> list[int]:
     while len(row) < row_len: row += buf.take(row_len - len(row))
     return row
 
-# %% ../nbs/03_dataloader.ipynb #13eb5c56
+# %% ../nbs/03_dataloader.ipynb #e6029a5a
 def _batches(tokenizer, B, T, split, rank, world, state, buffer_docs, threads, data_dir):
     "Generator of `(rows, state)`: `B` rows of `T + 1` tokens, packed best-fit. Runs in the loader's thread."
     state = state or {"epoch": 0, "rg": 0, "buffer": []}
@@ -49,20 +49,23 @@ def _batches(tokenizer, B, T, split, rank, world, state, buffer_docs, threads, d
     rows = []
     while True:
         groups = parquets_iter_batched(split, start=rank, step=world, data_dir=data_dir, skip=done)
+        exhausted = False
         while True:
-            while len(buf) >= buffer_docs and buf.ntokens > T:   # enough choice, and enough tokens for a row
+            # enough tokens for a row, and enough choice (at the end of a pass: whatever is left)
+            while buf.ntokens > T and (len(buf) >= buffer_docs or exhausted):
                 rows.append(pack_row(buf, T + 1))
                 if len(rows) == B:
                     yield rows, {"epoch": epoch, "rg": done, "buffer": list(buf.docs)}
                     rows = []
+            if exhausted: break
             texts = next(groups, None)                            # only then read: a resumed run does the same
-            if texts is None: break
+            if texts is None: exhausted = True; continue
             for doc in tokenizer.encode(texts, prepend=bos, num_threads=threads): buf.add(doc)
             done += 1
         if done == 0: raise ValueError(f"rank {rank} of {world} got no row groups of the {split} split: use fewer processes or more data")
         epoch, done = epoch + 1, 0
 
-# %% ../nbs/03_dataloader.ipynb #581b345d
+# %% ../nbs/03_dataloader.ipynb #1964daa4
 def data_loader(tokenizer, B: int, T: int, split: str = "train", device="cpu", state=None,
                 buffer_docs: int = 1000, threads: int = 4, data_dir=None, prefetch: int = 2):
     "Yield `(inputs, targets, state)` forever: `(B, T)` int64 tensors on `device`, `targets` = inputs shifted by one."

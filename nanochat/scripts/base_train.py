@@ -7,11 +7,12 @@ Docs: https://nanochat-course.github.io/nanochat/base_train.html.md"""
 # %% auto #0
 __all__ = ['derive_recipe', 'lr_multiplier', 'muon_momentum', 'parse_args', 'train', 'main']
 
-# %% ../../nbs/08_base_train.ipynb #15b3e494
+# %% ../../nbs/08_base_train.ipynb #a1a31734
 import argparse, json, math, os, time
 from contextlib import nullcontext
 import torch
-from ..common import (compute_init, compute_cleanup, print0, get_base_dir, get_peak_flops,
+import torch.distributed as dist
+from ..common import (compute_init, compute_cleanup, print0, get_base_dir, get_peak_flops, get_dist_info,
                              autodetect_device_type, write_report)
 from ..tokenizer import get_tokenizer, get_token_bytes
 from ..gpt import GPT, config_from_depth, autocast_ctx
@@ -20,7 +21,7 @@ from ..dataloader import data_loader
 from ..checkpoint import save_checkpoint, load_checkpoint, list_steps
 from ..loss_eval import evaluate_bpb
 
-# %% ../../nbs/08_base_train.ipynb #51253000
+# %% ../../nbs/08_base_train.ipynb #6eb4605c
 def derive_recipe(depth, max_seq_len=2048, vocab_size=32768, device_batch_size=32, total_batch_size=2**19,
                   world_size=1, target_param_data_ratio=20, num_iterations=-1):
     "Model config and token budget from `depth`; raises on settings that cannot work."
@@ -37,7 +38,7 @@ def derive_recipe(depth, max_seq_len=2048, vocab_size=32768, device_batch_size=3
     return dict(config=config, params=n["total"], scaling_params=scaling_params, grad_accum=total_batch_size // tokens_per_fwdbwd,
                 num_iterations=num_iterations, total_tokens=num_iterations * total_batch_size)
 
-# %% ../../nbs/08_base_train.ipynb #ce0fc36b
+# %% ../../nbs/08_base_train.ipynb #c2f63968
 def lr_multiplier(step, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, final_lr_frac=0.0):
     "Factor on every group's initial lr at `step`: linear warmup, flat, linear warmdown to `final_lr_frac`."
     warmup, warmdown = round(warmup_ratio * num_iterations), round(warmdown_ratio * num_iterations)
@@ -48,7 +49,7 @@ def lr_multiplier(step, num_iterations, warmup_ratio=0.0, warmdown_ratio=0.2, fi
 
 def muon_momentum(step): return 0.85 + 0.10 * min(step / 300, 1.0)
 
-# %% ../../nbs/08_base_train.ipynb #49551d42
+# %% ../../nbs/08_base_train.ipynb #d26706df
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.scripts.base_train", description="Pretrain a base model")
     p.add_argument("--depth", type=int, default=20, help="the one complexity dial: layers; width = 64 x depth")
@@ -73,19 +74,26 @@ def parse_args(argv=None):
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (default: on CUDA only)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--wandb", default=None, help="a wandb run name to log to (off by default; needs `pip install wandb`)")
+    p.add_argument("--buffer-docs", type=int, default=1000, help="documents the packer chooses from (03_dataloader)")
     a = p.parse_args(argv)
-    for k in ("max_seq_len", "device_batch_size", "total_batch_size", "eval_tokens"):
-        if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
+    for k in ("depth", "max_seq_len", "device_batch_size", "total_batch_size", "eval_tokens", "buffer_docs", "log_every"):
+        if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be at least 1, got {getattr(a, k)}")
+    world = get_dist_info()[3]
+    if a.total_batch_size % (a.device_batch_size * a.max_seq_len * world):
+        p.error(f"--total-batch-size {a.total_batch_size} is not a multiple of device_batch_size x max_seq_len x world_size "
+                f"= {a.device_batch_size} x {a.max_seq_len} x {world}")
     a.model_tag = a.model_tag or f"d{a.depth}"
+    if a.resume_from_step >= 0 and a.resume_from_step not in list_steps("base", a.model_tag):
+        p.error(f"no checkpoint of {a.model_tag!r} at step {a.resume_from_step} to resume (have {list_steps('base', a.model_tag)}); "
+                f"make one with: python -m nanochat.scripts.base_train --save-every N")
     return a
 
-# %% ../../nbs/08_base_train.ipynb #29c90e5a
+# %% ../../nbs/08_base_train.ipynb #e22b8225
 def _evaluate(model, tokenizer, args, device, token_bytes, autocast):
     "Val bits per byte over `--eval-tokens` tokens (split across processes)."
-    from nanochat.common import get_dist_info
     world = get_dist_info()[3]
     steps = max(1, args.eval_tokens // (args.device_batch_size * args.max_seq_len * world))
-    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "val", device)
+    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "val", device, buffer_docs=args.buffer_docs)
     model.eval()
     with torch.no_grad(), autocast: bpb = evaluate_bpb(model, ((x, y) for x, y, _ in loader), steps, token_bytes)
     model.train()
@@ -98,7 +106,7 @@ def _sample(model, tokenizer, prompts=("The capital of France is", "Once upon a 
     model.train()
     return out
 
-# %% ../../nbs/08_base_train.ipynb #f964c396
+# %% ../../nbs/08_base_train.ipynb #be3f3fe2
 def train(args):
     "Pretrain a base model as `args` say; returns the final metrics."
     ddp, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
@@ -124,7 +132,7 @@ def train(args):
     flops_per_token, peak = model.estimate_flops(), get_peak_flops() if device_type == "cuda" else None
     print0(f"d{args.depth}: {r['params']:,} params, {n} steps x {args.total_batch_size:,} tokens = {r['total_tokens']:,} tokens, "
            f"grad accum {r['grad_accum']}, {world} process(es) on {device_type}")
-    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "train", device, state=loader_state)
+    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "train", device, state=loader_state, buffer_docs=args.buffer_docs)
     x, y, next_state = next(loader)
     every = lambda k: k > 0 and step % k == 0
     t_train, timed, t0 = 0.0, 0, time.perf_counter()
@@ -143,18 +151,21 @@ def train(args):
         # --- one optimizer step
         torch.cuda.synchronize() if device_type == "cuda" else None
         t = time.perf_counter()
+        step_loss = torch.zeros((), device=device)
         for _ in range(r["grad_accum"]):
             with autocast: loss = fwd(x, y)
             (loss / r["grad_accum"]).backward()
+            step_loss += loss.detach() / r["grad_accum"]
             loader_state = next_state                     # the state from which the batch after x comes
             x, y, next_state = next(loader)
+        if ddp: dist.all_reduce(step_loss); step_loss /= world   # the loss of the whole batch, not of one shard (gloo has no AVG)
         lrm = lr_multiplier(step, n, args.warmup_ratio, args.warmdown_ratio, args.final_lr_frac)
         for o in optimizers:
             for g in o.param_groups: g["lr"] = g["initial_lr"] * lrm
         for g in optimizers[1].param_groups: g["momentum"] = muon_momentum(step)
         for o in optimizers: o.step()
         model.zero_grad(set_to_none=True)
-        loss_f = loss.item()                              # (syncs with the device, so the timing is honest)
+        loss_f = step_loss.item()                         # (syncs with the device, so the timing is honest)
         dt = time.perf_counter() - t
         step += 1
         smooth = 0.9 * smooth + 0.1 * loss_f
@@ -172,8 +183,8 @@ def train(args):
     compute_cleanup()
     return result
 
-# %% ../../nbs/08_base_train.ipynb #96495606
+# %% ../../nbs/08_base_train.ipynb #c7b38805
 def main(argv=None): return train(parse_args(argv))
 
-# %% ../../nbs/08_base_train.ipynb #13abf4b1
+# %% ../../nbs/08_base_train.ipynb #5c9f6bc8
 if __name__ == "__main__": main()
