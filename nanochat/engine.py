@@ -7,14 +7,14 @@ Docs: https://nanochat-course.github.io/nanochat/engine.html.md"""
 # %% auto #0
 __all__ = ['filter_logits', 'sample_next', 'RowState', 'Engine', 'completion_content']
 
-# %% ../nbs/09b_engine.ipynb #127307b5
+# %% ../nbs/09b_engine.ipynb #c72ddbc5
 from collections import deque
 import torch
 import torch.nn.functional as F
 from .gpt import autocast_ctx
 from .execution import use_calculator
 
-# %% ../nbs/09b_engine.ipynb #61661a51
+# %% ../nbs/09b_engine.ipynb #a4c6acd5
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     "Set to -inf, in each row of logits (B, V), all but the `top_k` largest, then all outside the top-`top_p` nucleus."
     if top_k is not None:
@@ -31,7 +31,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
 
-# %% ../nbs/09b_engine.ipynb #91527513
+# %% ../nbs/09b_engine.ipynb #c57112c2
 def sample_next(logits: torch.Tensor, rng: torch.Generator | None = None, temperature: float = 1.0,
                 top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     "One token id per row of logits (B, V): argmax at temperature 0, else a draw from the filtered softmax."
@@ -40,12 +40,12 @@ def sample_next(logits: torch.Tensor, rng: torch.Generator | None = None, temper
     probs = F.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
     return torch.multinomial(probs, 1, generator=rng)[:, 0]
 
-# %% ../nbs/09b_engine.ipynb #7b2c71f1
+# %% ../nbs/09b_engine.ipynb #a5632ffb
 class RowState:
     "One sample's progress: tokens the engine must force next, the tool expression being written, finished?"
     def __init__(self): self.forced, self.expr, self.done = deque(), None, False
 
-# %% ../nbs/09b_engine.ipynb #1858bfaa
+# %% ../nbs/09b_engine.ipynb #59377f8f
 class Engine:
     "Streaming, batched generation with a KV cache, seeded sampling and calculator tool use."
     def __init__(self, model, tokenizer):
@@ -68,7 +68,7 @@ class Engine:
         elif row.expr is not None: row.expr.append(token)
         return token, mask
 
-# %% ../nbs/09b_engine.ipynb #a9ef3fb4
+# %% ../nbs/09b_engine.ipynb #818ed584
 def _fit_prompt(self: Engine, tokens, trim: bool = False) -> list[int]:
     "The prompt as it will be fed: unchanged if it leaves room for a token, else trimmed (`trim`) or refused."
     tokens, limit = [int(t) for t in tokens], self.model.config.sequence_len
@@ -82,7 +82,7 @@ def _fit_prompt(self: Engine, tokens, trim: bool = False) -> list[int]:
 
 Engine._fit_prompt = _fit_prompt
 
-# %% ../nbs/09b_engine.ipynb #a716d47a
+# %% ../nbs/09b_engine.ipynb #a0a60939
 @torch.inference_mode()
 def _generate(self: Engine, tokens, num_samples: int = 1, max_tokens: int | None = None, temperature: float = 1.0,
               top_k: int | None = None, top_p: float | None = None, seed: int = 42, trim: bool = False):
@@ -110,7 +110,7 @@ def _generate(self: Engine, tokens, num_samples: int = 1, max_tokens: int | None
 
 Engine.generate = _generate
 
-# %% ../nbs/09b_engine.ipynb #476c676e
+# %% ../nbs/09b_engine.ipynb #eb3e0665
 def _generate_batch(self: Engine, tokens, num_samples: int = 1, **kw):
     "Run `generate` to the end: (results, masks), each a list per sample of prompt + completion (stop token excluded)."
     prompt = self._fit_prompt(tokens, kw.get("trim", False))
@@ -122,7 +122,7 @@ def _generate_batch(self: Engine, tokens, num_samples: int = 1, **kw):
 
 Engine.generate_batch = _generate_batch
 
-# %% ../nbs/09b_engine.ipynb #cb53e4d0
+# %% ../nbs/09b_engine.ipynb #17c1386d
 def completion_content(tokenizer, ids) -> str | list[dict]:
     "The assistant message `ids` spell: a str, or a list of text/python/python_output parts if it used the tool."
     sp = tokenizer.encode_special

@@ -7,13 +7,13 @@ Docs: https://nanochat-course.github.io/nanochat/chat_cli.html.md"""
 # %% auto #0
 __all__ = ['stream_reply', 'chat', 'parse_args', 'main']
 
-# %% ../../nbs/14a_chat_cli.ipynb #c55f531c
+# %% ../../nbs/14a_chat_cli.ipynb #a950f5c7
 import argparse, sys
 from ..common import compute_init
 from ..checkpoint import load_model, STAGE_COMMANDS
 from ..engine import Engine, completion_content
 
-# %% ../../nbs/14a_chat_cli.ipynb #f7589c7f
+# %% ../../nbs/14a_chat_cli.ipynb #6e38b955
 def stream_reply(engine: Engine, prompt_ids: list[int], out=None, **kw) -> list[int]:
     "Generate one reply, writing its text to `out` (stdout) as it comes; return its ids (stop token excluded)."
     out, ids, shown = out or sys.stdout, [], ""
@@ -26,7 +26,7 @@ def stream_reply(engine: Engine, prompt_ids: list[int], out=None, **kw) -> list[
     out.write(engine.tokenizer.decode(ids)[len(shown):]); out.flush()
     return ids
 
-# %% ../../nbs/14a_chat_cli.ipynb #f50f94c0
+# %% ../../nbs/14a_chat_cli.ipynb #8fa300ba
 def chat(engine: Engine, read=input, out=None, **kw) -> dict:
     "Interactive chat: each line a user message, replies streamed; 'clear' restarts, 'quit'/'exit'/EOF ends. Returns the conversation."
     out, conv, seed = out or sys.stdout, {"messages": []}, kw.pop("seed", 42)
@@ -43,7 +43,7 @@ def chat(engine: Engine, read=input, out=None, **kw) -> dict:
         out.write("\n")
         conv["messages"].append({"role": "assistant", "content": completion_content(engine.tokenizer, ids)})
 
-# %% ../../nbs/14a_chat_cli.ipynb #a8fc97ae
+# %% ../../nbs/14a_chat_cli.ipynb #da0defeb
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.scripts.chat_cli", description="Chat with a trained nanochat model.")
     p.add_argument("-p", "--prompt", default=None, help="answer this one message, print the reply and exit")
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--device-type", default="", choices=["", "cuda", "mps", "cpu"], help="default: autodetect")
     return p.parse_args(argv)
 
-# %% ../../nbs/14a_chat_cli.ipynb #7566b7ee
+# %% ../../nbs/14a_chat_cli.ipynb #effcf0e3
 def main(argv=None):
     args = parse_args(argv)
     *_, device = compute_init(args.device_type or None, seed=args.seed)
@@ -74,5 +74,5 @@ def main(argv=None):
     print(f"nanochat {args.source} model, step {meta.get('step')} on {device}. Type 'clear' to start over, 'quit' to end.")
     chat(engine, **kw)
 
-# %% ../../nbs/14a_chat_cli.ipynb #8b0c52a5
+# %% ../../nbs/14a_chat_cli.ipynb #e2e05553
 if __name__ == "__main__": main()
