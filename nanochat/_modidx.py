@@ -377,4 +377,9 @@ d = { 'settings': { 'branch': 'main',
                                     'nanochat.tokenizer._visualize': ('tokenizer.html#_visualize', 'nanochat/tokenizer.py'),
                                     'nanochat.tokenizer._write': ('tokenizer.html#_write', 'nanochat/tokenizer.py'),
                                     'nanochat.tokenizer.get_token_bytes': ('tokenizer.html#get_token_bytes', 'nanochat/tokenizer.py'),
-                                    'nanochat.tokenizer.get_tokenizer': ('tokenizer.html#get_tokenizer', 'nanochat/tokenizer.py')}}}
+                                    'nanochat.tokenizer.get_tokenizer': ('tokenizer.html#get_tokenizer', 'nanochat/tokenizer.py')},
+            'nanochat.widget': { 'nanochat.widget.ChatWidget': ('widget.html#chatwidget', 'nanochat/widget.py'),
+                                 'nanochat.widget.ChatWidget.__init__': ('widget.html#chatwidget.__init__', 'nanochat/widget.py'),
+                                 'nanochat.widget._clear': ('widget.html#_clear', 'nanochat/widget.py'),
+                                 'nanochat.widget._send': ('widget.html#_send', 'nanochat/widget.py'),
+                                 'nanochat.widget.render_html': ('widget.html#render_html', 'nanochat/widget.py')}}}
