@@ -7,14 +7,13 @@ Docs: https://nanochat-course.github.io/nanochat/widget.html.md"""
 # %% auto #0
 __all__ = ['CSS', 'render_html', 'ChatWidget']
 
-# %% ../nbs/14b_widget.ipynb #d59f9953
+# %% ../nbs/14b_widget.ipynb #55863e0c
 import html, random
 import ipywidgets as widgets
 from .engine import Engine
-from .gpt import autocast_ctx
 from .scripts.chat_web import StreamDecoder
 
-# %% ../nbs/14b_widget.ipynb #0d3e6eba
+# %% ../nbs/14b_widget.ipynb #3127985d
 CSS = """<style>
 .nanochat-log { display: flex; flex-direction: column; gap: 6px; max-height: 420px; overflow-y: auto; padding: 4px; }
 .nanochat-msg { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.4; }
@@ -38,12 +37,12 @@ def render_html(messages: list) -> str:
         out.append(f'<div class="nanochat-msg nanochat-assistant">{"".join(parts)}</div>')
     return CSS + f'<div class="nanochat-log">{"".join(out)}</div>'
 
-# %% ../nbs/14b_widget.ipynb #5346fc87
+# %% ../nbs/14b_widget.ipynb #51e5766b
 class ChatWidget(widgets.VBox):
     "A chat with `model` in a notebook: text box, Send, Clear, temperature; replies stream in."
     def __init__(self, model, tokenizer, max_tokens=256, temperature=0.8, top_k=50, seed=None):
         self.engine, self.tokenizer, self.max_tokens, self.top_k, self.seed = Engine(model, tokenizer), tokenizer, max_tokens, top_k, seed
-        self.device_type, self.sequence_len = model.wte.weight.device.type, model.config.sequence_len
+        self.sequence_len = model.config.sequence_len
         self.messages = []
         self.conversation = widgets.HTML(render_html([]))
         self.text = widgets.Text(placeholder="Message the model, then Send", layout=widgets.Layout(flex="1"))
@@ -58,7 +57,7 @@ class ChatWidget(widgets.VBox):
         super().__init__([self.conversation, widgets.HBox([self.text, self.send_button, self.clear_button]),
                           widgets.HBox([self.temperature, self.status])])
 
-# %% ../nbs/14b_widget.ipynb #27ee0128
+# %% ../nbs/14b_widget.ipynb #371d9f40
 def _send(self: ChatWidget, text: str | None = None) -> str:
     "Send `text` (default: the text box) and stream the reply into the widget; returns the reply's text."
     text = (self.text.value if text is None else text).strip()
@@ -76,13 +75,12 @@ def _send(self: ChatWidget, text: str | None = None) -> str:
         self.status.value = "generating..."
         seed = random.randrange(2**31) if self.seed is None else self.seed + len(self.messages) // 2
         dec = StreamDecoder(self.tokenizer)
-        with autocast_ctx(self.device_type):
-            for column, _ in self.engine.generate(prompt, max_tokens=min(self.max_tokens, room), temperature=self.temperature.value, top_k=self.top_k, seed=seed):
-                if column[0] is None: break
-                for part, piece in dec.feed(column[0]):
-                    if reply["content"] and reply["content"][-1]["type"] == part: reply["content"][-1]["text"] += piece
-                    else: reply["content"].append({"type": part, "text": piece})
-                    self.conversation.value = render_html(self.messages)
+        for column, _ in self.engine.generate(prompt, max_tokens=min(self.max_tokens, room), temperature=self.temperature.value, top_k=self.top_k, seed=seed):
+            if column[0] is None: break
+            for part, piece in dec.feed(column[0]):
+                if reply["content"] and reply["content"][-1]["type"] == part: reply["content"][-1]["text"] += piece
+                else: reply["content"].append({"type": part, "text": piece})
+                self.conversation.value = render_html(self.messages)
         self.status.value = ""
     finally: self.send_button.disabled = False
     self.conversation.value = render_html(self.messages)

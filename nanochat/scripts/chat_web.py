@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/chat_web.html.md"""
 __all__ = ['LIMITS', 'RequestError', 'parse_chat_request', 'StreamDecoder', 'Worker', 'WorkerPool', 'load_workers',
            'prompt_tokens', 'generate_pieces', 'sse', 'error_response', 'read_body', 'openai_text', 'make_app', 'main']
 
-# %% ../../nbs/14_chat_web.ipynb #5062d5df
+# %% ../../nbs/14_chat_web.ipynb #1b8a67e7
 import argparse, asyncio, codecs, json, random, threading, time, uuid
 from importlib import resources
 from dataclasses import dataclass, field
@@ -17,11 +17,10 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from ..common import autodetect_device_type
-from ..gpt import autocast_ctx
 from ..checkpoint import load_model
 from ..engine import Engine
 
-# %% ../../nbs/14_chat_web.ipynb #ad1fa814
+# %% ../../nbs/14_chat_web.ipynb #302595b9
 LIMITS = dict(
     max_messages=500,          # messages in one conversation
     max_message_chars=8000,    # characters in one message
@@ -35,7 +34,7 @@ class RequestError(Exception):
     "A bad request: `status` (4xx) and a `message` that says what to change."
     def __init__(self, status: int, message: str): super().__init__(message); self.status, self.message = status, message
 
-# %% ../../nbs/14_chat_web.ipynb #57026521
+# %% ../../nbs/14_chat_web.ipynb #bc158ade
 def _content(m, i) -> str | list:
     c = m.get("content")
     if isinstance(c, str): return c
@@ -54,7 +53,7 @@ def _number(body, name, default, kind):
     if not lo <= v <= hi: raise RequestError(422, f"{name}={v} is out of range: use {lo} to {hi}")
     return kind(v)
 
-# %% ../../nbs/14_chat_web.ipynb #5e67029d
+# %% ../../nbs/14_chat_web.ipynb #52905e67
 def parse_chat_request(body, temperature=0.8, top_k=50, max_tokens=512) -> dict:
     "Check a decoded JSON body; return `messages`, `temperature`, `top_k`, `max_tokens`, `seed`, `stream` or raise `RequestError`."
     if not isinstance(body, dict): raise RequestError(400, "the body must be a JSON object like {\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}")
@@ -76,7 +75,7 @@ def parse_chat_request(body, temperature=0.8, top_k=50, max_tokens=512) -> dict:
     return dict(messages=out, temperature=_number(body, "temperature", temperature, float), top_k=_number(body, "top_k", top_k, int),
                 max_tokens=_number(body, "max_tokens", max_tokens, int), seed=seed, stream=bool(body.get("stream", False)))
 
-# %% ../../nbs/14_chat_web.ipynb #2d4dc0c9
+# %% ../../nbs/14_chat_web.ipynb #4d2847b0
 class StreamDecoder:
     "Turn a stream of token ids into `(part, text)` pieces; part is 'text', 'python' or 'python_output'."
     def __init__(self, tokenizer):
@@ -101,7 +100,7 @@ class StreamDecoder:
         text = self.utf8.decode(self.tok.enc.decode_single_token_bytes(token))
         return [(self.part, text)] if text else []
 
-# %% ../../nbs/14_chat_web.ipynb #9a143faf
+# %% ../../nbs/14_chat_web.ipynb #12ae8b07
 @dataclass
 class Worker:
     "One model replica on one device, with its engine."
@@ -132,7 +131,7 @@ class WorkerPool:
         return dict(workers=len(self.workers), busy=busy, idle=self.idle.qsize(), queue=self.waiting, served=self.served, tokens=self.tokens,
                     devices=[dict(id=w.id, device=w.device, served=w.served) for w in self.workers])
 
-# %% ../../nbs/14_chat_web.ipynb #610487bd
+# %% ../../nbs/14_chat_web.ipynb #276cc74e
 def load_workers(source="sft", tag=None, step=None, device_type=None, num_workers=None) -> list[Worker]:
     "One worker per GPU (or `num_workers` of them), else `num_workers` (default 1) replicas on the CPU/MPS."
     device_type = device_type or autodetect_device_type()
@@ -144,7 +143,7 @@ def load_workers(source="sft", tag=None, step=None, device_type=None, num_worker
         workers.append(Worker(i, dev, Engine(model, tok), tok, model.config.sequence_len))
     return workers
 
-# %% ../../nbs/14_chat_web.ipynb #835c3af1
+# %% ../../nbs/14_chat_web.ipynb #38392424
 def prompt_tokens(pool: WorkerPool, r: dict) -> tuple[list[int], int]:
     "The prompt ids of a checked request and the reply length that still fits the model's context (`RequestError` if none does)."
     w = pool.workers[0]
@@ -154,7 +153,7 @@ def prompt_tokens(pool: WorkerPool, r: dict) -> tuple[list[int], int]:
     if room < 1: raise RequestError(413, f"the conversation is {len(prompt)} tokens; the model reads at most {w.sequence_len}: start a new conversation")
     return prompt, min(r["max_tokens"], room)
 
-# %% ../../nbs/14_chat_web.ipynb #2d47bd44
+# %% ../../nbs/14_chat_web.ipynb #501caada
 async def generate_pieces(pool: WorkerPool, prompt, max_tokens=512, temperature=0.8, top_k=50, seed=None):
     "Borrow a worker and yield `(part, text)` pieces of the reply, then `('done', info)`. Frees the worker however it ends."
     loop, out, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
@@ -167,11 +166,10 @@ async def generate_pieces(pool: WorkerPool, prompt, max_tokens=512, temperature=
         result, n = ("error", RuntimeError("generation stopped")), 0
         try:
             dec, t0 = StreamDecoder(w.tokenizer), time.perf_counter()
-            with autocast_ctx(torch.device(w.device).type):
-                for column, _ in w.engine.generate(prompt, num_samples=1, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed):
-                    if stop.is_set() or column[0] is None: break
-                    n += 1
-                    for piece in dec.feed(column[0]): put(*piece)
+            for column, _ in w.engine.generate(prompt, num_samples=1, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed):
+                if stop.is_set() or column[0] is None: break
+                n += 1
+                for piece in dec.feed(column[0]): put(*piece)
             for piece in dec._switch("text"): put(*piece)
             result = ("done", dict(tokens=n, seconds=round(time.perf_counter() - t0, 3), finish_reason="stop" if dec.finished else "length", worker=w.id))
         except Exception as e: result = ("error", e)
@@ -188,7 +186,7 @@ async def generate_pieces(pool: WorkerPool, prompt, max_tokens=512, temperature=
             if kind == "done": return
     finally: stop.set()
 
-# %% ../../nbs/14_chat_web.ipynb #e5c764ee
+# %% ../../nbs/14_chat_web.ipynb #6f7437fd
 def sse(obj) -> str: return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -206,7 +204,7 @@ def openai_text(part: str, text: str) -> str:
     "A piece as OpenAI plain text: tool calls inline as <<expression=result>>."
     return {"text": text, "python": f"<<{text}" if text else "<<", "python_output": f"={text}>>"}[part]
 
-# %% ../../nbs/14_chat_web.ipynb #b3c16b7a
+# %% ../../nbs/14_chat_web.ipynb #a59f2bd2
 def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_name="nanochat") -> FastAPI:
     "The FastAPI app serving `pool`'s workers."
     app, defaults = FastAPI(title="nanochat"), dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
@@ -260,7 +258,7 @@ def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return app
 
-# %% ../../nbs/14_chat_web.ipynb #20f60961
+# %% ../../nbs/14_chat_web.ipynb #77cf73e4
 def main(argv=None):
     "Serve a chat model over HTTP: `python -m nanochat.scripts.chat_web --source sft --port 8000`."
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -279,5 +277,5 @@ def main(argv=None):
     app = make_app(WorkerPool(workers), a.temperature, a.top_k, a.max_tokens, model_name=f"nanochat-{a.source}")
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
 
-# %% ../../nbs/14_chat_web.ipynb #9e428c02
+# %% ../../nbs/14_chat_web.ipynb #fdf6c559
 if __name__ == "__main__": main()
