@@ -391,6 +391,7 @@ d = { 'settings': { 'branch': 'main',
                                     'nanochat.tokenizer.get_tokenizer': ('tokenizer.html#get_tokenizer', 'nanochat/tokenizer.py')},
             'nanochat.widget': { 'nanochat.widget.ChatWidget': ('widget.html#chatwidget', 'nanochat/widget.py'),
                                  'nanochat.widget.ChatWidget.__init__': ('widget.html#chatwidget.__init__', 'nanochat/widget.py'),
+                                 'nanochat.widget.ChatWidget.__repr__': ('widget.html#chatwidget.__repr__', 'nanochat/widget.py'),
                                  'nanochat.widget._clear': ('widget.html#_clear', 'nanochat/widget.py'),
                                  'nanochat.widget._send': ('widget.html#_send', 'nanochat/widget.py'),
                                  'nanochat.widget.render_html': ('widget.html#render_html', 'nanochat/widget.py')}}}

@@ -7,13 +7,13 @@ Docs: https://nanochat-course.github.io/nanochat/widget.html.md"""
 # %% auto #0
 __all__ = ['CSS', 'render_html', 'ChatWidget']
 
-# %% ../nbs/14b_widget.ipynb #55863e0c
+# %% ../nbs/14b_widget.ipynb #19c9a5aa
 import html, random
 import ipywidgets as widgets
 from .engine import Engine
 from .scripts.chat_web import StreamDecoder
 
-# %% ../nbs/14b_widget.ipynb #3127985d
+# %% ../nbs/14b_widget.ipynb #b52aeb54
 CSS = """<style>
 .nanochat-log { display: flex; flex-direction: column; gap: 6px; max-height: 420px; overflow-y: auto; padding: 4px; }
 .nanochat-msg { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.4; }
@@ -37,7 +37,7 @@ def render_html(messages: list) -> str:
         out.append(f'<div class="nanochat-msg nanochat-assistant">{"".join(parts)}</div>')
     return CSS + f'<div class="nanochat-log">{"".join(out)}</div>'
 
-# %% ../nbs/14b_widget.ipynb #51e5766b
+# %% ../nbs/14b_widget.ipynb #b7765377
 class ChatWidget(widgets.VBox):
     "A chat with `model` in a notebook: text box, Send, Clear, temperature; replies stream in."
     def __init__(self, model, tokenizer, max_tokens=256, temperature=0.8, top_k=50, seed=None):
@@ -57,7 +57,9 @@ class ChatWidget(widgets.VBox):
         super().__init__([self.conversation, widgets.HBox([self.text, self.send_button, self.clear_button]),
                           widgets.HBox([self.temperature, self.status])])
 
-# %% ../nbs/14b_widget.ipynb #371d9f40
+    def __repr__(self): return f"ChatWidget({len(self.messages)} messages; live when the notebook runs in Jupyter)"
+
+# %% ../nbs/14b_widget.ipynb #dc2c59f1
 def _send(self: ChatWidget, text: str | None = None) -> str:
     "Send `text` (default: the text box) and stream the reply into the widget; returns the reply's text."
     text = (self.text.value if text is None else text).strip()
