@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/chat_web.html.md"""
 __all__ = ['LIMITS', 'RequestError', 'parse_chat_request', 'StreamDecoder', 'Worker', 'WorkerPool', 'load_workers',
            'prompt_tokens', 'generate_pieces', 'sse', 'error_response', 'read_body', 'openai_text', 'make_app', 'main']
 
-# %% ../../nbs/14_chat_web.ipynb #1b8a67e7
+# %% ../../nbs/14_chat_web.ipynb #28af941d
 import argparse, asyncio, codecs, json, random, threading, time, uuid
 from importlib import resources
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from ..common import autodetect_device_type
 from ..checkpoint import load_model
 from ..engine import Engine
 
-# %% ../../nbs/14_chat_web.ipynb #302595b9
+# %% ../../nbs/14_chat_web.ipynb #b158eca5
 LIMITS = dict(
     max_messages=500,          # messages in one conversation
     max_message_chars=8000,    # characters in one message
@@ -34,7 +34,7 @@ class RequestError(Exception):
     "A bad request: `status` (4xx) and a `message` that says what to change."
     def __init__(self, status: int, message: str): super().__init__(message); self.status, self.message = status, message
 
-# %% ../../nbs/14_chat_web.ipynb #bc158ade
+# %% ../../nbs/14_chat_web.ipynb #0746af3e
 def _content(m, i) -> str | list:
     c = m.get("content")
     if isinstance(c, str): return c
@@ -53,7 +53,7 @@ def _number(body, name, default, kind):
     if not lo <= v <= hi: raise RequestError(422, f"{name}={v} is out of range: use {lo} to {hi}")
     return kind(v)
 
-# %% ../../nbs/14_chat_web.ipynb #52905e67
+# %% ../../nbs/14_chat_web.ipynb #0f4d3c47
 def parse_chat_request(body, temperature=0.8, top_k=50, max_tokens=512) -> dict:
     "Check a decoded JSON body; return `messages`, `temperature`, `top_k`, `max_tokens`, `seed`, `stream` or raise `RequestError`."
     if not isinstance(body, dict): raise RequestError(400, "the body must be a JSON object like {\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}")
@@ -75,7 +75,7 @@ def parse_chat_request(body, temperature=0.8, top_k=50, max_tokens=512) -> dict:
     return dict(messages=out, temperature=_number(body, "temperature", temperature, float), top_k=_number(body, "top_k", top_k, int),
                 max_tokens=_number(body, "max_tokens", max_tokens, int), seed=seed, stream=bool(body.get("stream", False)))
 
-# %% ../../nbs/14_chat_web.ipynb #4d2847b0
+# %% ../../nbs/14_chat_web.ipynb #240c9f1f
 class StreamDecoder:
     "Turn a stream of token ids into `(part, text)` pieces; part is 'text', 'python' or 'python_output'."
     def __init__(self, tokenizer):
@@ -100,7 +100,7 @@ class StreamDecoder:
         text = self.utf8.decode(self.tok.enc.decode_single_token_bytes(token))
         return [(self.part, text)] if text else []
 
-# %% ../../nbs/14_chat_web.ipynb #12ae8b07
+# %% ../../nbs/14_chat_web.ipynb #6bfcccef
 @dataclass
 class Worker:
     "One model replica on one device, with its engine."
@@ -131,7 +131,7 @@ class WorkerPool:
         return dict(workers=len(self.workers), busy=busy, idle=self.idle.qsize(), queue=self.waiting, served=self.served, tokens=self.tokens,
                     devices=[dict(id=w.id, device=w.device, served=w.served) for w in self.workers])
 
-# %% ../../nbs/14_chat_web.ipynb #276cc74e
+# %% ../../nbs/14_chat_web.ipynb #c56243f0
 def load_workers(source="sft", tag=None, step=None, device_type=None, num_workers=None) -> list[Worker]:
     "One worker per GPU (or `num_workers` of them), else `num_workers` (default 1) replicas on the CPU/MPS."
     device_type = device_type or autodetect_device_type()
@@ -143,7 +143,7 @@ def load_workers(source="sft", tag=None, step=None, device_type=None, num_worker
         workers.append(Worker(i, dev, Engine(model, tok), tok, model.config.sequence_len))
     return workers
 
-# %% ../../nbs/14_chat_web.ipynb #38392424
+# %% ../../nbs/14_chat_web.ipynb #bcfc9f08
 def prompt_tokens(pool: WorkerPool, r: dict) -> tuple[list[int], int]:
     "The prompt ids of a checked request and the reply length that still fits the model's context (`RequestError` if none does)."
     w = pool.workers[0]
@@ -153,7 +153,7 @@ def prompt_tokens(pool: WorkerPool, r: dict) -> tuple[list[int], int]:
     if room < 1: raise RequestError(413, f"the conversation is {len(prompt)} tokens; the model reads at most {w.sequence_len}: start a new conversation")
     return prompt, min(r["max_tokens"], room)
 
-# %% ../../nbs/14_chat_web.ipynb #501caada
+# %% ../../nbs/14_chat_web.ipynb #9ba4b440
 async def generate_pieces(pool: WorkerPool, prompt, max_tokens=512, temperature=0.8, top_k=50, seed=None):
     "Borrow a worker and yield `(part, text)` pieces of the reply, then `('done', info)`. Frees the worker however it ends."
     loop, out, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
@@ -186,7 +186,7 @@ async def generate_pieces(pool: WorkerPool, prompt, max_tokens=512, temperature=
             if kind == "done": return
     finally: stop.set()
 
-# %% ../../nbs/14_chat_web.ipynb #6f7437fd
+# %% ../../nbs/14_chat_web.ipynb #02ffb8d3
 def sse(obj) -> str: return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -204,7 +204,7 @@ def openai_text(part: str, text: str) -> str:
     "A piece as OpenAI plain text: tool calls inline as <<expression=result>>."
     return {"text": text, "python": f"<<{text}" if text else "<<", "python_output": f"={text}>>"}[part]
 
-# %% ../../nbs/14_chat_web.ipynb #a59f2bd2
+# %% ../../nbs/14_chat_web.ipynb #d9b64c2c
 def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_name="nanochat") -> FastAPI:
     "The FastAPI app serving `pool`'s workers."
     app, defaults = FastAPI(title="nanochat"), dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
@@ -258,7 +258,7 @@ def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return app
 
-# %% ../../nbs/14_chat_web.ipynb #77cf73e4
+# %% ../../nbs/14_chat_web.ipynb #6d411a31
 def main(argv=None):
     "Serve a chat model over HTTP: `python -m nanochat.scripts.chat_web --source sft --port 8000`."
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -272,10 +272,11 @@ def main(argv=None):
     p.add_argument("--max-tokens", type=int, default=512, help="default reply length cap of a request")
     a = p.parse_args(argv)
     import uvicorn
-    workers = load_workers(a.source, a.model_tag, a.step, a.device_type, a.num_workers)
+    try: workers = load_workers(a.source, a.model_tag, a.step, a.device_type, a.num_workers)
+    except FileNotFoundError as e: raise SystemExit(f"chat_web: {e}") from None   # names the command that makes the checkpoint
     print(f"serving {a.source} model on {', '.join(w.device for w in workers)} at http://{a.host}:{a.port}", flush=True)
     app = make_app(WorkerPool(workers), a.temperature, a.top_k, a.max_tokens, model_name=f"nanochat-{a.source}")
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
 
-# %% ../../nbs/14_chat_web.ipynb #fdf6c559
+# %% ../../nbs/14_chat_web.ipynb #a5705dd0
 if __name__ == "__main__": main()
