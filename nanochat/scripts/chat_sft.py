@@ -7,17 +7,17 @@ Docs: https://nanochat-course.github.io/nanochat/chat_sft.html.md"""
 # %% auto #0
 __all__ = ['sft_example', 'collate', 'padded_batches', 'parse_args', 'train', 'main']
 
-# %% ../../nbs/11a_chat_sft.ipynb #415fd9de
+# %% ../../nbs/11a_chat_sft.ipynb #e43a27ac
 import torch
 from .mid_train import rendered_conversations, stage_parser, finetune
 
-# %% ../../nbs/11a_chat_sft.ipynb #03ffbfc3
+# %% ../../nbs/11a_chat_sft.ipynb #dd62723c
 def sft_example(ids: list[int], mask: list[int]) -> tuple[list[int], list[int]]:
     "Inputs and targets of one rendered conversation: the targets are the next tokens, -1 where the mask is 0."
     if len(ids) != len(mask) or len(ids) < 2: raise ValueError(f"need ids and mask of the same length >= 2, got {len(ids)} and {len(mask)}")
     return ids[:-1], [t if m else -1 for t, m in zip(ids[1:], mask[1:])]
 
-# %% ../../nbs/11a_chat_sft.ipynb #70e73eb7
+# %% ../../nbs/11a_chat_sft.ipynb #4d060f76
 def collate(rows, pad_id: int, device="cpu"):
     "A padded batch `(inputs, targets)` of `(ids, mask)` rows, as wide as the longest; padding: `pad_id` in inputs, -1 in targets."
     W = max(len(ids) for ids, _ in rows) - 1
@@ -36,7 +36,7 @@ def padded_batches(tokenizer, task, B: int, T: int, device="cpu", state=None):
         x, y = collate([(ids, m) for ids, m, _ in rows], pad, device)
         yield x, y, rows[-1][2]
 
-# %% ../../nbs/11a_chat_sft.ipynb #a51a13bf
+# %% ../../nbs/11a_chat_sft.ipynb #d35f5f6d
 def parse_args(argv=None):
     p = stage_parser("sft", source="mid", init_lr_frac=0.02, warmdown_ratio=1.0, device_batch_size=4, eval_every=100, val_conversations=200)
     p.add_argument("--examples-per-step", type=int, default=32, help="conversations per optimizer step, all processes")
@@ -45,7 +45,7 @@ def parse_args(argv=None):
         if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
     return a
 
-# %% ../../nbs/11a_chat_sft.ipynb #9d8f3604
+# %% ../../nbs/11a_chat_sft.ipynb #abdb1b41
 def _grad_accum(args, B, T, world):
     "Micro-batches per step: `--examples-per-step` conversations, `B` per forward pass on each process."
     if args.examples_per_step % (B * world):
@@ -60,5 +60,5 @@ def train(args, task=None):
 
 def main(argv=None): return train(parse_args(argv))
 
-# %% ../../nbs/11a_chat_sft.ipynb #d2fa62e7
+# %% ../../nbs/11a_chat_sft.ipynb #7f3f249c
 if __name__ == "__main__": main()

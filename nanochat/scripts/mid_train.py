@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/mid_train.html.md"""
 __all__ = ['rendered_conversations', 'packed_batches', 'evaluate_loss', 'chat_reply', 'stage_parser', 'parse_args', 'finetune',
            'train', 'main']
 
-# %% ../../nbs/11_mid_train.ipynb #b744fc9a
+# %% ../../nbs/11_mid_train.ipynb #7dab4754
 import argparse, math, time
 import torch
 import torch.distributed as dist
@@ -20,7 +20,7 @@ from ..dataloader import DocBuffer, pack_row
 from ..checkpoint import save_checkpoint, load_checkpoint, latest_tag
 from .base_train import lr_multiplier, muon_momentum
 
-# %% ../../nbs/11_mid_train.ipynb #8677efd9
+# %% ../../nbs/11_mid_train.ipynb #9bb3d142
 def rendered_conversations(tokenizer, task, max_tokens: int, state=None):
     "Yield `(ids, mask, state)` for this process's share of `task` (every world-th conversation), forever; `state` resumes after the yielded one."
     _, rank, _, world = get_dist_info()
@@ -32,7 +32,7 @@ def rendered_conversations(tokenizer, task, max_tokens: int, state=None):
         if cursor >= len(task): epoch, cursor = epoch + 1, rank
         yield ids, mask, {"epoch": epoch, "cursor": cursor}
 
-# %% ../../nbs/11_mid_train.ipynb #b76c59b0
+# %% ../../nbs/11_mid_train.ipynb #34104520
 def packed_batches(tokenizer, task, B: int, T: int, device="cpu", state=None, buffer_size: int = 64):
     "Yield `(inputs, targets, state)` forever: conversations of `task` packed best-fit into `B` rows of `T` tokens, each row starting with `<|bos|>`; every token is a target."
     state = state or {"reader": None, "buffer": []}
@@ -46,7 +46,7 @@ def packed_batches(tokenizer, task, B: int, T: int, device="cpu", state=None, bu
         t = torch.tensor(rows, dtype=torch.long).to(device)
         yield t[:, :-1], t[:, 1:], {"reader": pos, "buffer": list(buf.docs)}
 
-# %% ../../nbs/11_mid_train.ipynb #ef73a9ec
+# %% ../../nbs/11_mid_train.ipynb #e41eff73
 @torch.no_grad()
 def evaluate_loss(model, batches, steps: int) -> float:
     "Mean loss per target token (nats; targets -1 ignored) over `steps` batches `(x, y, ...)`, over all processes."
@@ -59,7 +59,7 @@ def evaluate_loss(model, batches, steps: int) -> float:
     if tot[1] == 0: raise ValueError("no target tokens in the validation batches: hold out more or longer conversations")
     return (tot[0] / tot[1]).item()
 
-# %% ../../nbs/11_mid_train.ipynb #c5d9922c
+# %% ../../nbs/11_mid_train.ipynb #88f0fa58
 def chat_reply(model, tokenizer, prompt: str, max_tokens: int = 64) -> str:
     "The model's greedy reply to a one-message conversation, special tokens shown, up to and including `<|assistant_end|>`."
     ids = tokenizer.render_for_completion({"messages": [{"role": "user", "content": prompt}]})
@@ -69,7 +69,7 @@ def chat_reply(model, tokenizer, prompt: str, max_tokens: int = 64) -> str:
         if t in stop: break
     return tokenizer.decode(out)
 
-# %% ../../nbs/11_mid_train.ipynb #436c1acc
+# %% ../../nbs/11_mid_train.ipynb #5ff4d7f3
 def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, device_batch_size=32, eval_every=150, val_conversations=500):
     "The argument parser shared by the fine-tuning stages, with this stage's defaults."
     p = argparse.ArgumentParser(prog=f"python -m nanochat.scripts.{'mid_train' if stage == 'mid' else 'chat_sft'}",
@@ -103,7 +103,7 @@ def _positive(p, a, *names):
     for k in names:
         if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
 
-# %% ../../nbs/11_mid_train.ipynb #c08a10fb
+# %% ../../nbs/11_mid_train.ipynb #1f32a544
 def parse_args(argv=None):
     p = stage_parser("mid")
     p.add_argument("--total-batch-size", type=int, default=2**19, help="tokens per optimizer step, all processes")
@@ -111,7 +111,7 @@ def parse_args(argv=None):
     _positive(p, a, "device_batch_size", "total_batch_size", "eval_steps")
     return a
 
-# %% ../../nbs/11_mid_train.ipynb #c287680d
+# %% ../../nbs/11_mid_train.ipynb #c50845cd
 def _start(args, stage, device, tokenizer):
     "The model to train and its tag: from the source checkpoint, or from this stage's own checkpoint when resuming."
     src_tag = args.source_tag or latest_tag(args.source)
@@ -126,7 +126,7 @@ def _start(args, stage, device, tokenizer):
     model.load_state_dict(sd)
     return model, tag, src_tag, meta, rs
 
-# %% ../../nbs/11_mid_train.ipynb #a560109b
+# %% ../../nbs/11_mid_train.ipynb #8e07c30e
 def _step_batches(loader, grad_accum, device, world):
     "The micro-batches of one step and the loss divisor that makes each trained token (on any process) weigh the same."
     micro = [next(loader) for _ in range(grad_accum)]
@@ -134,7 +134,7 @@ def _step_batches(loader, grad_accum, device, world):
     if world > 1: dist.all_reduce(n)
     return micro, max(n.item(), 1.0) / world    # the optimizers average gradients over processes
 
-# %% ../../nbs/11_mid_train.ipynb #b1129c6f
+# %% ../../nbs/11_mid_train.ipynb #67428965
 def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prompts=("What is 12+34?", "Hi! Who are you?")):
     """Train `stage` ('mid' or 'sft') from `args.source` on `task` (default `train_mixture(stage)`); returns the final metrics.
     `batches(tokenizer, task, B, T, device, state)` yields `(x, y, state)`; `grad_accum(args, B, T, world)` and
@@ -166,7 +166,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     t_train, timed, t0 = 0.0, 0, time.perf_counter()
     while True:
         last = step == n
-        if last or every(args.eval_every):
+        if (last or every(args.eval_every)) and step != args.resume_from_step:   # (a resumed run has this one in `metrics`)
             vl = evaluate_loss(fwd, batches(tokenizer, val_task, B, T, device, None), args.eval_steps)
             metrics["val_loss"].append((step, vl)); print0(f"step {step:5d} | val loss {vl:.4f}")
         if (last or every(args.save_every)) and step > 0 and args.resume_from_step != step:
@@ -208,7 +208,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     compute_cleanup()
     return result
 
-# %% ../../nbs/11_mid_train.ipynb #33ae8ae4
+# %% ../../nbs/11_mid_train.ipynb #080a4c9f
 def _grad_accum(args, B, T, world):
     "Micro-batches per step: `--total-batch-size` tokens in rows of `T`."
     if args.total_batch_size % (B * T * world):
@@ -227,5 +227,5 @@ def train(args, task=None):
 
 def main(argv=None): return train(parse_args(argv))
 
-# %% ../../nbs/11_mid_train.ipynb #88effe3b
+# %% ../../nbs/11_mid_train.ipynb #6fe10f0d
 if __name__ == "__main__": main()
