@@ -11,7 +11,7 @@ __all__ = ['JS_TIKTOKEN', 'NUMBERS', 'NON_ENGLISH', 'load_js_tiktoken', 'eval_te
 import argparse, base64, inspect, json
 import json.decoder
 import tiktoken
-from ..common import fetch_package, MissingClient, print0
+from ..common import fetch_package, MissingClient, print0, write_report
 from ..tokenizer import get_tokenizer
 
 # %% ../../nbs/02b_tok_eval.ipynb #1a4ca04f
@@ -77,6 +77,7 @@ def main(argv=None):
     encoders["ours"] = get_tokenizer().enc
     rows = compare(eval_texts(a.val_chars, a.data_dir), encoders)
     print0(format_table(rows))
+    write_report("tok_eval", {"table": format_table(rows), "rows": rows})
     return rows
 
 # %% ../../nbs/02b_tok_eval.ipynb #d95a3e6a

@@ -9,7 +9,7 @@ __all__ = ['text_iterator', 'main']
 
 # %% ../../nbs/02a_tok_train.ipynb #f87bba71
 import argparse, json, time
-from ..common import print0
+from ..common import print0, write_report
 from ..tokenizer import Tokenizer
 
 # %% ../../nbs/02a_tok_train.ipynb #49dae7c6
@@ -42,6 +42,7 @@ def main(argv=None):
     tb = tok.token_bytes()[:len(tok.ranks)].float()
     info = {**vars(a), **stats, "vocab_size": tok.vocab_size, "train_seconds": round(secs, 2), "mean_token_bytes": round(tb.mean().item(), 3)}
     (out/"train_info.json").write_text(json.dumps(info, indent=1))
+    write_report("tok_train", info)
     print0(f"trained on {stats['docs']:,} documents, {stats['chars']/1e6:.1f}M characters, in {secs:.1f} s -> {out}")
     print0(f"vocab {tok.vocab_size:,} (regular tokens {len(tok.ranks):,}); mean token length {tb.mean():.2f} bytes, longest {tb.max():.0f}")
     if tok.vocab_size < a.vocab_size: print0(f"note: the text ran out of pairs to merge before reaching --vocab-size {a.vocab_size}")
