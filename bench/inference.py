@@ -1,0 +1,107 @@
+"""Inference speed: the KV cache against full recomputation, batched sampling, and (serving) web latency.
+
+1. Decode tokens/s of one sequence at several context lengths: with the KV cache (each step feeds one
+   token and attends to the cached keys) next to full recomputation (each step runs the whole context
+   again), measured side by side in the same run on the same model. The ratio is what the cache buys.
+2. Batched sampling through `Engine.generate`: total tokens/s for num_samples 1, 4, 16 from one prompt
+   (one batch-1 prefill, then `KVCache.expand`), next to num_samples=1.
+3. Web server latency (p50/p95 at 1, 8, 32 concurrent clients): `server_latency`, the serving part.
+
+    python bench/inference.py                         # CPU: depth 4, contexts 64 256 1024
+    python bench/inference.py --contexts 64 256 --steps 8
+    python bench/inference.py --device cuda --depth 12 --contexts 256 1024 2048
+"""
+import argparse, time
+import torch
+from nanochat.gpt import GPT, config_from_depth, autocast_ctx
+from nanochat.tokenizer import Tokenizer, SPLIT_PATTERN
+from nanochat.engine import Engine
+
+
+def _sync(dev):
+    if dev.type == "cuda": torch.cuda.synchronize()
+
+
+@torch.inference_mode()
+def decode_tok_s(model, ctx, steps, dev):
+    "(KV-cache tokens/s, full-recompute tokens/s) for `steps` greedy tokens after a `ctx`-token context."
+    V = model.config.vocab_size
+    prompt = torch.randint(0, V, (1, ctx), generator=torch.Generator().manual_seed(ctx)).to(dev)
+    with autocast_ctx(dev.type):
+        warm = model.new_kv_cache(1, 8); model(prompt[:, :4], kv_cache=warm); model(prompt[:, 4:5], kv_cache=warm)
+        # KV cache: prefill (untimed), then one token per step
+        cache = model.new_kv_cache(1, ctx + steps)
+        nxt = model(prompt, kv_cache=cache)[:, -1].argmax(-1, keepdim=True)
+        _sync(dev); t0 = time.perf_counter()
+        for _ in range(steps): nxt = model(nxt, kv_cache=cache)[:, -1].argmax(-1, keepdim=True)
+        _sync(dev); kv = steps / (time.perf_counter() - t0)
+        # full recompute: the whole (growing) sequence every step
+        seq = prompt
+        model(seq[:, -8:])  # warm-up of the no-cache path
+        _sync(dev); t0 = time.perf_counter()
+        for _ in range(steps):
+            nxt = model(seq)[:, -1].argmax(-1, keepdim=True)
+            seq = torch.cat([seq, nxt], 1)
+        _sync(dev); full = steps / (time.perf_counter() - t0)
+    return kv, full
+
+
+def sampling_tok_s(engine, prompt, num_samples, max_tokens, dev):
+    "(tokens generated, seconds) for one `engine.generate` call, prefill included."
+    _sync(dev); t0 = time.perf_counter(); n = 0
+    for column, _ in engine.generate(prompt, num_samples=num_samples, max_tokens=max_tokens, temperature=1.0, top_k=50, seed=0):
+        n += sum(t is not None for t in column)
+    _sync(dev)
+    return n, time.perf_counter() - t0
+
+
+def server_latency(args):
+    "Web server p50/p95 latency at 1, 8, 32 concurrent clients: the serving branch (14_serving) fills this in."
+    print("\n3. web server latency: not measured by this part of the bench (see 14_serving / chat_web)")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--vocab-size", type=int, default=32768)
+    p.add_argument("--contexts", type=int, nargs="+", default=[64, 256, 1024], help="context lengths for the decode comparison")
+    p.add_argument("--steps", type=int, default=16, help="decoded tokens per measurement")
+    p.add_argument("--samples", type=int, nargs="+", default=[1, 4, 16], help="num_samples for the batched-sampling figures")
+    p.add_argument("--sample-prompt", type=int, default=128, help="prompt tokens for the batched-sampling figures")
+    p.add_argument("--sample-tokens", type=int, default=64, help="max_tokens per sample")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (1: decode steps are small ops, and extra threads stall on a busy machine)")
+    args = p.parse_args()
+    dev = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    seq_len = max(max(args.contexts) + args.steps, args.sample_prompt + args.sample_tokens)
+    torch.manual_seed(0)
+    model = GPT(config_from_depth(args.depth, vocab_size=args.vocab_size, sequence_len=seq_len)).to(dev).eval()
+    n = model.num_params()["total"]
+    where = f"{torch.get_num_threads()} CPU threads, fp32" if dev.type == "cpu" else torch.cuda.get_device_name()
+    print(f"depth {args.depth} ({n / 1e6:.1f}M parameters), vocab {args.vocab_size}, {where}")
+
+    print(f"\n1. decode, batch 1, {args.steps} greedy tokens after the context")
+    print(f"{'context':>8} {'KV cache tok/s':>15} {'recompute tok/s':>16} {'cache/recompute':>16}")
+    for ctx in args.contexts:
+        kv, full = decode_tok_s(model, ctx, args.steps, dev)
+        print(f"{ctx:>8} {kv:15.1f} {full:16.1f} {kv / full:16.1f}")
+
+    tok = Tokenizer(SPLIT_PATTERN, {bytes([i]): i for i in range(256)})   # its special ids lie inside the model's vocab
+    engine = Engine(model, tok)
+    prompt = [tok.bos_token_id] + torch.randint(0, 256, (args.sample_prompt - 1,), generator=torch.Generator().manual_seed(1)).tolist()
+    print(f"\n2. batched sampling: {args.sample_prompt}-token prompt, up to {args.sample_tokens} tokens per sample, "
+          "temperature 1, top-k 50, prefill included")
+    print(f"{'samples':>8} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'vs 1 sample':>12}")
+    sampling_tok_s(engine, prompt, 1, 4, dev)   # warm-up
+    base = None
+    for ns in args.samples:
+        ntok, sec = sampling_tok_s(engine, prompt, ns, args.sample_tokens, dev)
+        base = base or ntok / sec
+        print(f"{ns:>8} {ntok:>7} {sec:8.2f} {ntok / sec:8.1f} {ntok / sec / base:12.2f}")
+
+    server_latency(args)
+
+
+if __name__ == "__main__":
+    main()
