@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/chat_eval.html.md"""
 __all__ = ['CHATCORE_TASKS', 'TASKS', 'letter_ids', 'categorical_answers', 'sum_over_ranks', 'run_categorical', 'run_generative',
            'centered', 'chat_core', 'format_table', 'parse_args', 'evaluate', 'main']
 
-# %% ../../nbs/12_chat_eval.ipynb #d6734da2
+# %% ../../nbs/12_chat_eval.ipynb #6a73a77d
 import argparse, time
 import torch
 import torch.distributed as dist
@@ -18,14 +18,14 @@ from ..checkpoint import load_model
 from ..engine import Engine
 from ..tasks import ARC, MMLU, GSM8K, HumanEval, SpellingBee, Arithmetic
 
-# %% ../../nbs/12_chat_eval.ipynb #25189870
+# %% ../../nbs/12_chat_eval.ipynb #1ce3a168
 def letter_ids(tokenizer, letters) -> list[int]:
     "The token id of each answer letter, as the assistant's one-letter reply renders it."
     ids = [tokenizer.encode(l) for l in letters]
     if any(len(i) != 1 for i in ids): raise ValueError(f"each answer letter must be a single token; {list(letters)} encode as {ids}")
     return [i[0] for i in ids]
 
-# %% ../../nbs/12_chat_eval.ipynb #d633756a
+# %% ../../nbs/12_chat_eval.ipynb #419922aa
 @torch.no_grad()
 def categorical_answers(model, tokenizer, convs, max_len=None) -> list[str]:
     "The letter `model` rates highest right after `<|assistant_start|>`, for each multiple-choice conversation."
@@ -36,7 +36,7 @@ def categorical_answers(model, tokenizer, convs, max_len=None) -> list[str]:
     last = logits[torch.arange(len(prompts)), torch.tensor([len(p) - 1 for p in prompts])]  # (B, V)
     return [c["letters"][last[i, letter_ids(tokenizer, c["letters"])].argmax().item()] for i, c in enumerate(convs)]
 
-# %% ../../nbs/12_chat_eval.ipynb #2627bf68
+# %% ../../nbs/12_chat_eval.ipynb #aa77bc5f
 def _my_rows(n, max_problems=None) -> range:
     "The problem indices this process evaluates: the first `max_problems` of `n`, strided over ranks."
     _, rank, _, world = get_dist_info()
@@ -50,7 +50,7 @@ def sum_over_ranks(counts: dict) -> dict:
     dist.all_reduce(t)
     return dict(zip(counts, t.tolist()))
 
-# %% ../../nbs/12_chat_eval.ipynb #2cfdba05
+# %% ../../nbs/12_chat_eval.ipynb #5ee7b054
 def run_categorical(task, model, tokenizer, batch_size=8, max_problems=None, max_len=None) -> dict:
     "Counts {correct, total, chance} of `model` on a multiple-choice task (summed over processes)."
     rows, c = list(_my_rows(len(task), max_problems)), dict(correct=0.0, total=0.0, chance=0.0)
@@ -60,7 +60,7 @@ def run_categorical(task, model, tokenizer, batch_size=8, max_problems=None, max
             c["correct"] += task.evaluate(conv, letter); c["total"] += 1; c["chance"] += 1 / len(conv["letters"])
     return sum_over_ranks(c)
 
-# %% ../../nbs/12_chat_eval.ipynb #52df1401
+# %% ../../nbs/12_chat_eval.ipynb #4b1b8322
 def run_generative(task, engine, tokenizer, num_samples=1, max_new_tokens=256, temperature=0.0, top_k=50,
                    max_problems=None, max_len=None, seed=0) -> dict:
     "Counts {correct (pass@num_samples), total, chance=0, sample_correct (sum of per-problem pass@1)} on a generative task."
@@ -75,7 +75,7 @@ def run_generative(task, engine, tokenizer, num_samples=1, max_new_tokens=256, t
         c["correct"] += max(ok); c["total"] += 1; c["sample_correct"] += sum(ok) / len(ok)
     return sum_over_ranks(c)
 
-# %% ../../nbs/12_chat_eval.ipynb #d3926dbe
+# %% ../../nbs/12_chat_eval.ipynb #54f19c76
 CHATCORE_TASKS = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee"]
 
 def centered(accuracy: float, chance: float) -> float:
@@ -87,7 +87,7 @@ def chat_core(results: dict) -> float:
     if not results: raise ValueError("chat_core needs at least one task result")
     return sum(centered(r["accuracy"], r["chance"]) for r in results.values()) / len(results)
 
-# %% ../../nbs/12_chat_eval.ipynb #4c15cb44
+# %% ../../nbs/12_chat_eval.ipynb #40044539
 TASKS = {  # name -> (data source -> the evaluation task)
     "ARC-Easy": lambda s: ARC("ARC-Easy", "test", source=s), "ARC-Challenge": lambda s: ARC("ARC-Challenge", "test", source=s),
     "MMLU": lambda s: MMLU("all", "test", source=s), "GSM8K": lambda s: GSM8K(split="test", source=s),
@@ -104,7 +104,7 @@ def format_table(results: dict, core: float | None = None, label="ChatCORE") -> 
     if core is not None: lines.append(f"{label} {core:.4f}")
     return "\n".join(lines)
 
-# %% ../../nbs/12_chat_eval.ipynb #7eea4c52
+# %% ../../nbs/12_chat_eval.ipynb #9e3af044
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.scripts.chat_eval", description="Evaluate a chat model")
     p.add_argument("--source", default="sft", choices=["base", "mid", "sft", "rl"], help="which stage's checkpoint")
@@ -123,7 +123,7 @@ def parse_args(argv=None):
     if bad := [t for t in a.tasks if t not in TASKS]: p.error(f"unknown task(s) {bad}: choose from {', '.join(TASKS)}")
     return a
 
-# %% ../../nbs/12_chat_eval.ipynb #e4639291
+# %% ../../nbs/12_chat_eval.ipynb #7b56b5bd
 def evaluate(args) -> tuple[dict, float]:
     "Evaluate the checkpoint `args` names on each task; print the table; return (results, ChatCORE)."
     _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
@@ -149,5 +149,5 @@ def evaluate(args) -> tuple[dict, float]:
 
 def main(argv=None): return evaluate(parse_args(argv))
 
-# %% ../../nbs/12_chat_eval.ipynb #b5e3aeb1
+# %% ../../nbs/12_chat_eval.ipynb #18d5877c
 if __name__ == "__main__": main()

@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/chat_rl.html.md"""
 # %% auto #0
 __all__ = ['TASKS', 'rollouts', 'rl_batch', 'group_advantages', 'pg_loss', 'parse_args', 'rl_step', 'train', 'main']
 
-# %% ../../nbs/13_chat_rl.ipynb #716a7aa4
+# %% ../../nbs/13_chat_rl.ipynb #c23ab43f
 import argparse, time
 import torch
 from ..common import compute_init, compute_cleanup, print0, get_dist_info, write_report
@@ -18,7 +18,7 @@ from ..engine import Engine
 from ..tasks import Arithmetic, SpellingBee, GSM8K
 from .chat_eval import run_generative, sum_over_ranks
 
-# %% ../../nbs/13_chat_rl.ipynb #f6b4ae14
+# %% ../../nbs/13_chat_rl.ipynb #25b5255d
 @torch.no_grad()
 def rollouts(engine, tokenizer, task, conv, num_samples=8, max_new_tokens=256, temperature=1.0, top_k=50, seed=0):
     "Sample `num_samples` replies to `conv`: (sequences, masks, rewards), each sequence = prompt + reply (+ its stop token)."
@@ -32,7 +32,7 @@ def rollouts(engine, tokenizer, task, conv, num_samples=8, max_new_tokens=256, t
     rewards = torch.tensor([float(task.reward(conv, tokenizer.decode(r))) for r in replies])
     return seqs, masks, rewards
 
-# %% ../../nbs/13_chat_rl.ipynb #95d7e981
+# %% ../../nbs/13_chat_rl.ipynb #68600afd
 def rl_batch(seqs, masks, pad_id: int):
     "Inputs and targets (N, T-1) for a group of rollouts; targets are -1 except where the model sampled the token."
     T = max(map(len, seqs))
@@ -52,7 +52,7 @@ def pg_loss(model, inputs, targets, advantages, num_tokens=None):
     n = num_tokens if num_tokens is not None else (targets >= 0).sum().clamp(min=1)
     return -(logp * advantages[:, None]).sum() / n
 
-# %% ../../nbs/13_chat_rl.ipynb #11cf1a19
+# %% ../../nbs/13_chat_rl.ipynb #16945358
 TASKS = {  # name -> (train task, held-out task)
     "arithmetic": lambda: (Arithmetic(size=100_000, split="train"), Arithmetic(size=1000, split="test")),
     "spellingbee": lambda: (SpellingBee(size=100_000, split="train"), SpellingBee(size=1000, split="test")),
@@ -83,7 +83,7 @@ def parse_args(argv=None):
     if a.num_samples < 2: p.error(f"--num-samples {a.num_samples}: need at least 2 replies per prompt for a group baseline")
     return a
 
-# %% ../../nbs/13_chat_rl.ipynb #779de41a
+# %% ../../nbs/13_chat_rl.ipynb #889f2ee8
 def rl_step(model, engine, tokenizer, task, convs, args, seed, autocast) -> dict:
     "Rollouts for `convs` and one accumulated policy-gradient backward pass; returns this process's statistics."
     st = dict(reward=0.0, rollouts=0.0, passk=0.0, prompts=0.0, tokens=0.0)
@@ -103,7 +103,7 @@ def rl_step(model, engine, tokenizer, task, convs, args, seed, autocast) -> dict
         st["prompts"] += 1; st["tokens"] += n.item()
     return st
 
-# %% ../../nbs/13_chat_rl.ipynb #4243e10e
+# %% ../../nbs/13_chat_rl.ipynb #533ae2a6
 def _evaluate(engine, tokenizer, task, args, step) -> dict:
     "pass@1 and pass@k on the first `--eval-problems` held-out problems."
     c = run_generative(task, engine, tokenizer, args.eval_samples, args.max_new_tokens, args.temperature, args.top_k,
@@ -111,7 +111,7 @@ def _evaluate(engine, tokenizer, task, args, step) -> dict:
     n = max(c["total"], 1)
     return dict(step=step, pass1=c["sample_correct"] / n, passk=c["correct"] / n)
 
-# %% ../../nbs/13_chat_rl.ipynb #d0c679a5
+# %% ../../nbs/13_chat_rl.ipynb #e5c32afd
 def train(args) -> dict:
     "RL-finetune the `--source` model on `--task`; returns the metrics."
     _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
@@ -162,5 +162,5 @@ def train(args) -> dict:
 
 def main(argv=None): return train(parse_args(argv))
 
-# %% ../../nbs/13_chat_rl.ipynb #b82e2d80
+# %% ../../nbs/13_chat_rl.ipynb #be7727fe
 if __name__ == "__main__": main()
