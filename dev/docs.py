@@ -201,6 +201,15 @@ def render(nb: dict, meta: dict, out: Path, name: str, template: Path, variables
     r = subprocess.run(cmd, input=md, text=True, capture_output=True)
     if r.returncode: raise SystemExit(f"pandoc failed on {name}:\n{r.stderr}")
 
+def drop_dead_anchors(out: Path, pages: list[str]):
+    """nbdev links every backticked symbol to `page.html#symbol`; where the page has no such id (a method without
+    a doc heading of its own), link to the page itself rather than to a dead anchor."""
+    html = {p: (out / p).read_text() for p in pages}
+    ids = {p: set(re.findall(r'\sid="([^"]+)"', h)) for p, h in html.items()}
+    fix = lambda m: m[0] if m[2] in ids.get(m[1], {m[2]}) else f'href="{m[1]}"'
+    for p, h in html.items():
+        if (new := re.sub(r'href="([\w.-]+\.html)#([^"]+)"', fix, h)) != h: (out / p).write_text(new)
+
 def site(out: str = '_site') -> Path:
     "Build the static site into `out`: one HTML page per sidebar notebook, plus the CSS and images."
     cfg, q = get_config(), quarto_config()
@@ -232,6 +241,7 @@ def site(out: str = '_site') -> Path:
                          'sidebar': sidebar_html(entries, names, titles, names[n])}
             jobs.append(pool.submit(render, nbjs[n], meta, out, names[n], template, variables, names, site_url))
         for j in jobs: j.result()  # re-raises a failed render
+    drop_dead_anchors(out, list(names.values()))
     print(f"site: {len(order)} pages in {out} (open {out / 'index.html'})")
     return out
 
