@@ -68,6 +68,9 @@ if [ "$RECIPE" = gpu ]; then
   stage base_eval base_eval $RUN nanochat.scripts.base_eval --model-tag $TAG --bundle dclm
   stage mid_train mid_train $RUN nanochat.scripts.mid_train --source-tag $TAG $(resume mid $TAG)
   stage chat_sft chat_sft $RUN nanochat.scripts.chat_sft --source-tag $TAG $(resume sft $TAG)
+  stage chat_eval_sft chat_eval_sft $RUN nanochat.scripts.chat_eval --source sft --model-tag $TAG
+  stage chat_rl chat_rl $RUN nanochat.scripts.chat_rl --source sft --model-tag $TAG --task gsm8k $(resume rl $TAG)
+  stage chat_eval_rl chat_eval_rl $RUN nanochat.scripts.chat_eval --source rl --model-tag $TAG --task-name GSM8K
 else
   # the CPU recipe on the embedded corpus: every stage in minutes on 2 cores (times in the README)
   TAG=d4
@@ -82,6 +85,12 @@ else
     --total-batch-size 8192 --num-iterations 60 --mixture-size 2000 --eval-every 20 --save-every 30 --log-every 10 $(resume mid $TAG)
   stage chat_sft chat_sft python -m nanochat.scripts.chat_sft --source-tag $TAG --device-batch-size 8 --examples-per-step 16 \
     --num-iterations 60 --mixture-size 2000 --eval-every 20 --save-every 30 --log-every 10 $(resume sft $TAG)
+  stage chat_eval_sft chat_eval_sft python -m nanochat.scripts.chat_eval --source sft --model-tag $TAG --max-problems 40 \
+    --max-new-tokens 128 --task-name "ARC-Easy|ARC-Challenge|MMLU|GSM8K|HumanEval|SpellingBee|Arithmetic"
+  stage chat_rl chat_rl python -m nanochat.scripts.chat_rl --source sft --model-tag $TAG --task arithmetic --num-steps 30 \
+    --prompts-per-step 8 --num-samples 8 --max-new-tokens 48 --eval-every 15 --eval-problems 40 --save-every 15 $(resume rl $TAG)
+  stage chat_eval_rl chat_eval_rl python -m nanochat.scripts.chat_eval --source rl --model-tag $TAG --max-problems 40 \
+    --max-new-tokens 128 --task-name "ARC-Easy|ARC-Challenge|MMLU|GSM8K|HumanEval|SpellingBee|Arithmetic"
 fi
 
 say "report card"
