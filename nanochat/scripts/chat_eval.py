@@ -139,8 +139,9 @@ def evaluate(args) -> tuple[dict, float]:
         results[name] = dict(type=task.eval_type, n=int(c["total"]), accuracy=c["correct"] / n, chance=c["chance"] / n,
                              seconds=time.perf_counter() - t0)
         print0(f"{name}: {c['correct']:.0f}/{c['total']:.0f} = {results[name]['accuracy']:.4f}")
-    core = chat_core(results)
-    label = "ChatCORE" if sorted(args.tasks) == sorted(CHATCORE_TASKS) else f"ChatCORE over {'|'.join(args.tasks)}"
+    scored = {k: v for k, v in results.items() if k in CHATCORE_TASKS} or results   # extra tasks (Arithmetic) are shown, not averaged
+    core = chat_core(scored)
+    label = "ChatCORE" if sorted(scored) == sorted(CHATCORE_TASKS) else f"ChatCORE over {'|'.join(scored)}"
     print0(format_table(results, core, label))
     if rank == 0: write_report(f"chat_eval_{args.source}", dict(results=results, chatcore=core, chatcore_label=label,
                                                                model_step=meta.get("step"), world_size=world, args=vars(args)))
