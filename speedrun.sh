@@ -77,8 +77,8 @@ else
   stage tok_train tok_train python -m nanochat.scripts.tok_train --vocab-size 8192
   stage tok_eval tok_eval python -m nanochat.scripts.tok_eval
   stage base_train base_train python -m nanochat.scripts.base_train --depth 4 --model-tag $TAG --max-seq-len 256 \
-    --device-batch-size 16 --total-batch-size 8192 --num-iterations 300 --eval-every 50 --eval-tokens 65536 \
-    --save-every 100 --sample-every 150 --log-every 10 $(resume base $TAG)
+    --device-batch-size 16 --total-batch-size 8192 --num-iterations 100 --eval-every 25 --eval-tokens 65536 \
+    --save-every 50 --sample-every 50 --log-every 10 $(resume base $TAG)
   stage base_loss base_loss python -m nanochat.scripts.base_loss --model-tag $TAG --split-tokens 65536 --device-batch-size 16
   stage base_eval base_eval python -m nanochat.scripts.base_eval --model-tag $TAG --max-per-task 50
   stage mid_train mid_train python -m nanochat.scripts.mid_train --source-tag $TAG --max-seq-len 256 --device-batch-size 16 \
