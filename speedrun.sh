@@ -6,6 +6,7 @@
 #   bash speedrun.sh                 # the recipe for this machine: GPUs if any, else the CPU recipe
 #   bash speedrun.sh --recipe cpu    # force the CPU recipe (the embedded corpus, a d4 model, minutes)
 #   bash speedrun.sh --recipe gpu    # nanochat-scale: web data, d20 (DEPTH=26 or 32 for bigger), torchrun on all GPUs
+#   bash speedrun.sh --recipe smoke  # every stage for a few steps on a tiny model (the end-to-end test runs this)
 #
 # A stage whose report section exists is skipped, so a rerun after an interruption resumes at the
 # interrupted stage (training stages resume from their last checkpoint). Delete $NANOCHAT_BASE_DIR/report
@@ -32,7 +33,7 @@ nbdev-export
 BASE=$(python -c "from nanochat.common import get_base_dir; print(get_base_dir())")
 NGPU=$(python -c "import torch; print(torch.cuda.device_count())")
 [ "$RECIPE" = auto ] && { [ "$NGPU" -gt 0 ] && RECIPE=gpu || RECIPE=cpu; }
-case "$RECIPE" in cpu|gpu) ;; *) echo "--recipe must be cpu or gpu, got $RECIPE"; exit 2;; esac
+case "$RECIPE" in cpu|gpu|smoke) ;; *) echo "--recipe must be cpu, gpu or smoke, got $RECIPE"; exit 2;; esac
 say "recipe: $RECIPE ($NGPU GPUs); artifacts in $BASE"
 
 # stage NAME SECTION COMMAND...: skip when the report section exists, stop the pipeline when it fails
@@ -71,20 +72,37 @@ if [ "$RECIPE" = gpu ]; then
   stage chat_eval_sft chat_eval_sft $RUN nanochat.scripts.chat_eval --source sft --model-tag $TAG
   stage chat_rl chat_rl $RUN nanochat.scripts.chat_rl --source sft --model-tag $TAG --task gsm8k $(resume rl $TAG)
   stage chat_eval_rl chat_eval_rl $RUN nanochat.scripts.chat_eval --source rl --model-tag $TAG --task-name GSM8K
+elif [ "$RECIPE" = smoke ]; then
+  # every script of the pipeline, each for a few steps on a tiny model: a test of the plumbing, not of learning
+  TAG=d2; EVAL="--max-problems 2 --max-new-tokens 16 --task-name ARC-Easy|MMLU|GSM8K|SpellingBee|Arithmetic"
+  stage tok_train tok_train python -m nanochat.scripts.tok_train --vocab-size 512 --max-chars 1000000
+  stage tok_eval tok_eval python -m nanochat.scripts.tok_eval --val-chars 2000
+  stage base_train base_train python -m nanochat.scripts.base_train --depth 2 --model-tag $TAG --max-seq-len 128 \
+    --device-batch-size 2 --total-batch-size 512 --num-iterations 6 --eval-every 3 --eval-tokens 1024 --save-every 3 $(resume base $TAG)
+  stage base_loss base_loss python -m nanochat.scripts.base_loss --model-tag $TAG --split-tokens 1024 --device-batch-size 2
+  stage base_eval base_eval python -m nanochat.scripts.base_eval --model-tag $TAG --max-per-task 2 --tasks copa,lambada_openai
+  stage mid_train mid_train python -m nanochat.scripts.mid_train --source-tag $TAG --device-batch-size 2 --total-batch-size 512 \
+    --num-iterations 4 --mixture-size 50 --val-conversations 32 --eval-steps 2 --eval-every 2 $(resume mid $TAG)
+  stage chat_sft chat_sft python -m nanochat.scripts.chat_sft --source-tag $TAG --device-batch-size 2 --examples-per-step 4 \
+    --num-iterations 4 --mixture-size 50 --val-conversations 32 --eval-steps 2 --eval-every 2 $(resume sft $TAG)
+  stage chat_eval_sft chat_eval_sft python -m nanochat.scripts.chat_eval --source sft --model-tag $TAG $EVAL
+  stage chat_rl chat_rl python -m nanochat.scripts.chat_rl --source sft --model-tag $TAG --task arithmetic --num-steps 2 \
+    --prompts-per-step 2 --num-samples 2 --max-new-tokens 8 --eval-every 2 --eval-problems 2 --eval-samples 2 $(resume rl $TAG)
+  stage chat_eval_rl chat_eval_rl python -m nanochat.scripts.chat_eval --source rl --model-tag $TAG $EVAL
 else
   # the CPU recipe on the embedded corpus: every stage in minutes on 2 cores (times in the README)
   TAG=d4
   stage tok_train tok_train python -m nanochat.scripts.tok_train --vocab-size 8192
   stage tok_eval tok_eval python -m nanochat.scripts.tok_eval
   stage base_train base_train python -m nanochat.scripts.base_train --depth 4 --model-tag $TAG --max-seq-len 256 \
-    --device-batch-size 16 --total-batch-size 8192 --num-iterations 100 --eval-every 25 --eval-tokens 65536 \
-    --save-every 50 --sample-every 50 --log-every 10 $(resume base $TAG)
+    --device-batch-size 16 --total-batch-size 8192 --num-iterations 90 --eval-every 30 --eval-tokens 32768 \
+    --save-every 45 --sample-every 45 --log-every 10 $(resume base $TAG)
   stage base_loss base_loss python -m nanochat.scripts.base_loss --model-tag $TAG --split-tokens 65536 --device-batch-size 16
   stage base_eval base_eval python -m nanochat.scripts.base_eval --model-tag $TAG --max-per-task 50
   stage mid_train mid_train python -m nanochat.scripts.mid_train --source-tag $TAG --max-seq-len 256 --device-batch-size 16 \
-    --total-batch-size 8192 --num-iterations 60 --mixture-size 2000 --eval-every 20 --save-every 30 --log-every 10 $(resume mid $TAG)
+    --total-batch-size 8192 --num-iterations 30 --mixture-size 1000 --eval-every 10 --save-every 15 --log-every 10 $(resume mid $TAG)
   stage chat_sft chat_sft python -m nanochat.scripts.chat_sft --source-tag $TAG --device-batch-size 8 --examples-per-step 16 \
-    --num-iterations 60 --mixture-size 2000 --eval-every 20 --save-every 30 --log-every 10 $(resume sft $TAG)
+    --num-iterations 30 --mixture-size 1000 --eval-every 10 --save-every 15 --log-every 10 $(resume sft $TAG)
   stage chat_eval_sft chat_eval_sft python -m nanochat.scripts.chat_eval --source sft --model-tag $TAG --max-problems 40 \
     --max-new-tokens 128 --task-name "ARC-Easy|ARC-Challenge|MMLU|GSM8K|HumanEval|SpellingBee|Arithmetic"
   stage chat_rl chat_rl python -m nanochat.scripts.chat_rl --source sft --model-tag $TAG --task arithmetic --num-steps 30 \

@@ -56,8 +56,12 @@ def sampling_tok_s(engine, prompt, num_samples, max_tokens, dev):
 
 
 def server_latency(args):
-    "Web server p50/p95 latency at 1, 8, 32 concurrent clients: the serving branch (14_serving) fills this in."
-    print("\n3. web server latency: not measured by this part of the bench (see 14_serving / chat_web)")
+    "3. The web server under load: bench/server.py (real uvicorn on loopback), run from here so one command prints every figure."
+    import subprocess, sys
+    from pathlib import Path
+    print("\n3. web server latency at 1, 8 and 32 concurrent clients (bench/server.py)", flush=True)
+    dev = str(getattr(args, "device", "cpu")).split(":")[0]
+    subprocess.run([sys.executable, str(Path(__file__).with_name("server.py")), "--depth", str(args.depth), "--device-type", dev], check=True)
 
 
 def main():

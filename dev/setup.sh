@@ -78,7 +78,9 @@ if ! fresh deps "$h" || ! "$VPY" -c "import nanochat" 2>/dev/null; then
 fi
 
 # --- 4. the embedded corpus (cached under NANOCHAT_BASE_DIR; built only when missing)
-if "$VPY" -c "import nanochat.dataset" 2>/dev/null; then
+if [ -n "${NANOCHAT_DATA_DIR:-}" ]; then
+  say "NANOCHAT_DATA_DIR=$NANOCHAT_DATA_DIR: using those shards, not building the embedded corpus"
+elif "$VPY" -c "import nanochat.dataset" 2>/dev/null; then
   "$VPY" -m nanochat.dataset build
 fi
 say "ready in $((SECONDS - t0)) s (activate with: source .venv/bin/activate)"

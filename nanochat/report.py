@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/report.html.md"""
 __all__ = ['REPO', 'CHAT_METRICS', 'STAGES', 'SECTIONS', 'environment', 'code_size', 'summary_rows', 'md_table', 'plot_curves',
            'section_md', 'generate_report', 'main']
 
-# %% ../nbs/15_report.ipynb #a2131eab
+# %% ../nbs/15_report.ipynb #dd949784
 import json, os, platform, subprocess, sys, time
 from pathlib import Path
 import torch
@@ -17,7 +17,7 @@ from .common import get_base_dir, read_report
 
 REPO = Path(nanochat.__file__).resolve().parent.parent   # the checkout this package was installed from (editable)
 
-# %% ../nbs/15_report.ipynb #673b512d
+# %% ../nbs/15_report.ipynb #aab13809
 def environment() -> dict:
     "Hardware and software of this machine, and the git commit of the code."
     git = lambda *a: subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -29,7 +29,7 @@ def environment() -> dict:
                 python=platform.python_version(), torch=torch.__version__, commit=git("rev-parse", "--short", "HEAD") or "unknown",
                 dirty=bool(git("status", "--porcelain")))
 
-# %% ../nbs/15_report.ipynb #0e8cdff4
+# %% ../nbs/15_report.ipynb #6748207c
 def code_size(root=None) -> dict:
     "Files, lines and characters of the package (`nanochat/**/*.py`), the notebooks' cells, and the Rust tokenizer."
     root = Path(root or REPO)
@@ -41,7 +41,7 @@ def code_size(root=None) -> dict:
             "notebooks": count(sorted((root/"nbs").glob("*.ipynb")), cells),
             "rust": count(sorted((root/"rustbpe"/"src").rglob("*.rs")))}
 
-# %% ../nbs/15_report.ipynb #0de21c3c
+# %% ../nbs/15_report.ipynb #f9a26b45
 CHAT_METRICS = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]
 STAGES = ["base", "mid", "sft", "rl"]
 
@@ -60,10 +60,11 @@ def md_table(header, rows) -> str:
     line = lambda r: "| " + " | ".join(map(str, r)) + " |"
     return "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
 
-# %% ../nbs/15_report.ipynb #288e6007
+# %% ../nbs/15_report.ipynb #f587b7fb
 def plot_curves(path, title, curves: dict, ylabel="") -> Path | None:
     "Draw `{label: [[step, value], ...]}` into `path` (PNG); None if there is nothing to draw."
-    curves = {k: v for k, v in curves.items() if v}
+    curves = {k: [p if isinstance(p, (list, tuple)) else (i, p) for i, p in enumerate(v, 1)]   # [step, value] pairs, or values per step
+              for k, v in curves.items() if v}
     if not curves: return None
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -73,8 +74,8 @@ def plot_curves(path, title, curves: dict, ylabel="") -> Path | None:
     fig.savefig(path, dpi=100); plt.close(fig)
     return Path(path)
 
-# %% ../nbs/15_report.ipynb #c3798b7e
-SECTIONS = ["tok_train", "tok_eval", "base_train", "base_loss", "base_eval", "mid_train", "chat_eval_mid",
+# %% ../nbs/15_report.ipynb #eb4caf73
+SECTIONS = ["tok_train", "tok_eval", "base_train", "base_loss", "base_eval", "mid_train",
             "chat_sft", "chat_eval_sft", "chat_rl", "chat_eval_rl"]
 
 def _fmt(v):
@@ -91,7 +92,7 @@ def section_md(name: str, data: dict) -> str:
     if data.get("args"): out += ["", "<details><summary>settings</summary>", "", *[f"- {k}: {_fmt(v)}" for k, v in data["args"].items()], "", "</details>"]
     return "\n".join(out)
 
-# %% ../nbs/15_report.ipynb #0f343723
+# %% ../nbs/15_report.ipynb #449f4c8f
 def generate_report(out_dir=None, wall_time_s=None, gpu_hour_usd=3.0) -> Path:
     "Write `report.md` and its plots into `out_dir` (default `<base>/report`) from the stages' sections."
     out_dir = Path(out_dir or get_base_dir()/"report"); out_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,7 @@ def generate_report(out_dir=None, wall_time_s=None, gpu_hour_usd=3.0) -> Path:
     (out_dir/"report.md").write_text("\n".join(md) + "\n")
     return out_dir/"report.md"
 
-# %% ../nbs/15_report.ipynb #a245e98c
+# %% ../nbs/15_report.ipynb #f296e8fe
 def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(prog="python -m nanochat.report", description="Write report.md from the stages' report sections")
@@ -129,5 +130,5 @@ def main(argv=None):
     print(f"report: {path}")
     return path
 
-# %% ../nbs/15_report.ipynb #6c7e4d5e
+# %% ../nbs/15_report.ipynb #46778822
 if __name__ == "__main__": main()
