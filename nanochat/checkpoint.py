@@ -58,7 +58,7 @@ def save_checkpoint(stage, tag, step, model_state, meta, optim_state=None, extra
     root = checkpoint_dir(stage, tag); root.mkdir(parents=True, exist_ok=True)
     final, tmp = root/_step_name(step), root/f".tmp_{_step_name(step)}"
     if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)  # debris of an earlier crash
+        for debris in [tmp, *root.glob(".old_step_*")]: shutil.rmtree(debris, ignore_errors=True)  # left by an earlier crash
         tmp.mkdir()
     _barrier()
     torch.save({"optimizer": optim_state, "rng": rng_state(), **(extra or {})}, tmp/f"rank_{rank:02d}.pt")
@@ -70,7 +70,8 @@ def save_checkpoint(stage, tag, step, model_state, meta, optim_state=None, extra
         if final.exists(): os.replace(final, root/f".old_{final.name}")  # re-saving a step: move the old one aside
         os.replace(tmp, final)
         shutil.rmtree(root/f".old_{final.name}", ignore_errors=True)
-        for old in list_steps(stage, tag)[:-keep] if keep else []: shutil.rmtree(root/_step_name(old))
+        for old in list_steps(stage, tag)[:-keep] if keep else []:  # rename first: a kill mid-delete leaves only hidden debris
+            os.replace(root/_step_name(old), root/f".old_{_step_name(old)}"); shutil.rmtree(root/f".old_{_step_name(old)}")
     _barrier()
     return final
 
