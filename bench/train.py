@@ -3,7 +3,7 @@
 It runs the script itself (dataloader thread, gradient accumulation, both optimizers, logging) for a few
 steps and reads its progress lines, next to a peer measured in the same run: the same model and data with
 `torch.optim.AdamW` on every parameter (no Muon, no sharding), so the ratio shows what our optimizer step
-costs or saves. MFU = estimate_flops() x tokens/s / peak, printed where the GPU's peak is known.
+costs or saves. MFU = estimate_flops() x tokens/s / peak, printed where the GPU's peak is known (on a CPU: the achieved GFLOP/s).
 
     python bench/train.py                  # the CPU preset (d4, seq 256, 8192 tokens per step)
     python bench/train.py --depths 12 20   # on a GPU node (one GPU; add torchrun yourself for more)
@@ -30,6 +30,7 @@ def adamw_only(self, *a, **k):
     class NoMuon:  # the loop sets momentum on optimizers[1]
         param_groups = []
         def step(self): pass
+        def state_dict(self): return {}   # the loop checkpoints at its end
     return [opt, NoMuon()]
 
 def main():
@@ -44,7 +45,7 @@ def main():
     import nanochat.scripts.tok_train as tok_train
     tok_train.main(["--max-chars", "5000000", "--vocab-size", "8192" if not gpu else "32768"])
     seq, B = (2048, 32) if gpu else (256, 16)
-    print(f"\n{'device':>6} {'depth':>5} {'params':>9} {'ours tok/s':>11} {'AdamW-only tok/s':>17} {'ratio':>6} {'MFU':>6}")
+    print(f"\n{'device':>6} {'depth':>5} {'params':>9} {'ours tok/s':>11} {'AdamW-only tok/s':>17} {'ratio':>6} {'GFLOP/s':>8} {'MFU':>6}")
     for d in depths:
         argv = ["--depth", str(d), "--max-seq-len", str(seq), "--device-batch-size", str(B), "--total-batch-size", str(2 * B * seq),
                 "--num-iterations", str(a.steps), "--eval-every", "-1", "--eval-tokens", str(B * seq), "--model-tag", f"bench{d}"]
@@ -57,6 +58,6 @@ def main():
         with torch.device("meta"): flops = GPT(r["config"]).estimate_flops()
         peak = get_peak_flops() if gpu else None
         mfu = f"{100 * flops * ours / peak:5.1f}%" if peak else "   n/a"
-        print(f"{'cuda' if gpu else 'cpu':>6} {d:>5} {r['params']/1e6:8.1f}M {ours:11,.0f} {peer:17,.0f} {ours/peer:6.2f} {mfu}")
+        print(f"{'cuda' if gpu else 'cpu':>6} {d:>5} {r['params']/1e6:8.1f}M {ours:11,.0f} {peer:17,.0f} {ours/peer:6.2f} {flops * ours / 1e9:8.1f} {mfu}")
 
 if __name__ == "__main__": main()
