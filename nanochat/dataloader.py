@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/dataloader.html.md"""
 __all__ = ['DocBuffer', 'pack_row', 'data_loader']
 
 # %% ../nbs/03_dataloader.ipynb #47d234f3
-import threading, queue
+import atexit, threading, queue
 from bisect import bisect_left, bisect_right
 import torch
 import torch.distributed as dist
@@ -80,7 +80,11 @@ def data_loader(tokenizer, B: int, T: int, split: str = "train", device="cpu", s
                     except queue.Full: pass
                 if stop.is_set(): return
         except BaseException as e: q.put(e)
-    threading.Thread(target=work, daemon=True, name=f"dataloader-{split}").start()
+    worker = threading.Thread(target=work, daemon=True, name=f"dataloader-{split}")
+    def shutdown():   # let the thread finish its row group: a process exiting under a thread inside pyarrow aborts
+        stop.set(); worker.join(timeout=60)
+    worker.start(); atexit.register(shutdown)
+    unregister = atexit.unregister   # bound now: at interpreter teardown the module's globals may be gone
     cuda = torch.device(device).type == "cuda"
     try:
         while True:
@@ -91,4 +95,4 @@ def data_loader(tokenizer, B: int, T: int, split: str = "train", device="cpu", s
             if cuda: t = t.pin_memory()   # page-locked memory lets the copy overlap with compute
             t = t.to(device, non_blocking=cuda)
             yield t[:, :-1], t[:, 1:], st
-    finally: stop.set()
+    finally: shutdown(); unregister(shutdown)

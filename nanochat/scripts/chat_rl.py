@@ -27,7 +27,7 @@ def rollouts(engine, tokenizer, task, conv, num_samples=8, max_new_tokens=256, t
     for column, col_masks in engine.generate(prompt, num_samples, max_tokens=max_new_tokens, temperature=temperature, top_k=top_k, seed=seed):
         for s, m, t, mk in zip(seqs, masks, column, col_masks):
             if t is not None: s.append(t); m.append(mk)
-    stops = {tokenizer.encode_special("<|assistant_end|>"), tokenizer.bos_token_id}
+    stops = engine.stop_ids
     replies = [s[len(prompt):-1] if s[-1] in stops and len(s) > len(prompt) else s[len(prompt):] for s in seqs]
     rewards = torch.tensor([float(task.reward(conv, tokenizer.decode(r))) for r in replies])
     return seqs, masks, rewards

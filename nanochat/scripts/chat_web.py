@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from ..common import autodetect_device_type
 from ..checkpoint import load_model
-from ..engine import Engine
+from ..engine import Engine, turn_end_ids
 
 # %% ../../nbs/14_chat_web.ipynb #b158eca5
 LIMITS = dict(
@@ -82,7 +82,7 @@ class StreamDecoder:
         self.tok, sp = tokenizer, tokenizer.encode_special
         self.opens = {sp("<|python_start|>"): "python", sp("<|output_start|>"): "python_output"}
         self.closes = {sp("<|python_end|>"), sp("<|output_end|>")}
-        self.ends = {sp("<|assistant_end|>"), tokenizer.bos_token_id}
+        self.ends = turn_end_ids(tokenizer)   # <|assistant_end|>, <|bos|> and the other turn markers
         self.part, self.finished, self.utf8 = "text", False, codecs.getincrementaldecoder("utf-8")("replace")
 
     def _switch(self, part):
