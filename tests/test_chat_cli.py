@@ -32,8 +32,11 @@ def greedy_reply(engine, tok, messages, max_tokens=20, content=False):
 
 def run_cli(*args, stdin=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nanochat.scripts.chat_cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=120, env=env, cwd=ROOT)
+    p = subprocess.run([sys.executable, "-m", "nanochat.scripts.chat_cli", *args], input=None if stdin is None else stdin.encode(),
+                       capture_output=True, timeout=120, env=env, cwd=ROOT)
+    # decoded by hand: text mode would turn a '\r' the model wrote into '\n'
+    p.stdout, p.stderr = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+    return p
 
 
 GREEDY = ["--temperature", "0", "--max-tokens", "20", "--device-type", "cpu"]
