@@ -105,8 +105,8 @@ else
     --num-iterations 30 --mixture-size 1000 --eval-every 10 --save-every 15 --log-every 10 $(resume sft $TAG)
   stage chat_eval_sft chat_eval_sft python -m nanochat.scripts.chat_eval --source sft --model-tag $TAG --max-problems 40 \
     --max-new-tokens 128 --task-name "ARC-Easy|ARC-Challenge|MMLU|GSM8K|HumanEval|SpellingBee|Arithmetic"
-  # at this size the SFT model rarely copies the numbers into the calculator, so RL gets little reward here:
-  # the stage shows the plumbing; nbs/13_chat_rl shows RL learning on a model that partly solves the task
+  # at this size the SFT model does not yet copy the numbers into the calculator, so RL gets no reward here (0.000 at
+  # every step in the README's run): the stage shows the plumbing; nbs/13_chat_rl shows RL learning on a model that partly solves the task
   stage chat_rl chat_rl python -m nanochat.scripts.chat_rl --source sft --model-tag $TAG --task arithmetic --num-steps 20 \
     --prompts-per-step 8 --num-samples 8 --max-new-tokens 48 --eval-every 10 --eval-problems 20 --save-every 10 $(resume rl $TAG)
   stage chat_eval_rl chat_eval_rl python -m nanochat.scripts.chat_eval --source rl --model-tag $TAG --max-problems 40 \

@@ -49,6 +49,10 @@ def set_rng_state(s: dict):
 # %% ../nbs/06_checkpoint.ipynb #78d6a507
 def _step_name(step: int) -> str: return f"step_{step:06d}"
 
+def _discard(d: Path):
+    "Delete checkpoint folder `d`, renaming it to a hidden `.old_` name first: a kill mid-delete leaves only hidden debris."
+    old = d.with_name(f".old_{d.name}"); os.replace(d, old); shutil.rmtree(old)
+
 def _barrier():
     if dist.is_available() and dist.is_initialized(): dist.barrier()
 
@@ -67,11 +71,9 @@ def save_checkpoint(stage, tag, step, model_state, meta, optim_state=None, extra
         (tmp/"meta.json").write_text(json.dumps({**meta, "step": step, "world_size": world}, indent=1))
     _barrier()
     if rank == 0:
-        if final.exists(): os.replace(final, root/f".old_{final.name}")  # re-saving a step: move the old one aside
+        if final.exists(): _discard(final)  # re-saving a step replaces it
         os.replace(tmp, final)
-        shutil.rmtree(root/f".old_{final.name}", ignore_errors=True)
-        for old in list_steps(stage, tag)[:-keep] if keep else []:  # rename first: a kill mid-delete leaves only hidden debris
-            os.replace(root/_step_name(old), root/f".old_{_step_name(old)}"); shutil.rmtree(root/f".old_{_step_name(old)}")
+        for old in list_steps(stage, tag)[:-keep] if keep else []: _discard(root/_step_name(old))
     _barrier()
     return final
 
