@@ -6,7 +6,7 @@ Docs: https://nanochat-course.github.io/nanochat/chat_web.html.md"""
 
 # %% auto #0
 __all__ = ['LIMITS', 'RequestError', 'parse_chat_request', 'StreamDecoder', 'Worker', 'WorkerPool', 'load_workers',
-           'prompt_tokens', 'generate_pieces', 'sse', 'error_response', 'read_body', 'openai_text', 'make_app', 'main']
+           'prompt_tokens', 'generate_pieces', 'sse', 'error_response', 'read_body', 'InlineTools', 'make_app', 'main']
 
 # %% ../../nbs/14_chat_web.ipynb #28af941d
 import argparse, asyncio, codecs, json, random, threading, time, uuid
@@ -200,9 +200,15 @@ async def read_body(request: Request, defaults: dict) -> dict:
     except UnicodeDecodeError: raise RequestError(400, "the body is not UTF-8 text; send JSON")
     return parse_chat_request(body, **defaults)
 
-def openai_text(part: str, text: str) -> str:
-    "A piece as OpenAI plain text: tool calls inline as <<expression=result>>."
-    return {"text": text, "python": f"<<{text}" if text else "<<", "python_output": f"={text}>>"}[part]
+class InlineTools:
+    "A reply's pieces as OpenAI plain text, tool calls inline as <<expression=result>>: the marks go where the part changes."
+    MARKS = {("text", "python"): "<<", ("python", "python_output"): "=", ("python_output", "text"): ">>", ("python", "text"): ">>",
+             ("python_output", "python"): ">><<", ("text", "python_output"): "<<="}
+    def __init__(self): self.part = "text"
+    def __call__(self, part: str, text: str) -> str:
+        mark, self.part = self.MARKS.get((self.part, part), ""), part
+        return mark + text
+    def close(self) -> str: return self("text", "")   # a reply cut off inside a tool call still closes it
 
 # %% ../../nbs/14_chat_web.ipynb #d9b64c2c
 def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_name="nanochat") -> FastAPI:
@@ -241,18 +247,21 @@ def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_
         head = dict(id=cid, created=created, model=model_name)
         pieces = generate_pieces(pool, prompt, n, r["temperature"], r["top_k"], r["seed"])
         if not r["stream"]:
-            text, info = [], {}
+            text, info, inline = [], {}, InlineTools()
             async for part, v in pieces:
-                if part == "done": info = v
-                else: text.append(openai_text(part, v))
+                if part == "done": info = v; text.append(inline.close())
+                else: text.append(inline(part, v))
             return {**head, "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)},
                     "finish_reason": info["finish_reason"]}], "usage": {"completion_tokens": info["tokens"]}}
         def chunk(delta, finish=None): return sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         async def events():
             yield chunk({"role": "assistant", "content": ""})
+            inline = InlineTools()
             try:
                 async for part, v in pieces:
-                    yield chunk({}, v["finish_reason"]) if part == "done" else chunk({"content": openai_text(part, v)})
+                    if part != "done": yield chunk({"content": inline(part, v)}); continue
+                    if tail := inline.close(): yield chunk({"content": tail})
+                    yield chunk({}, v["finish_reason"])
             except Exception as e: yield sse({"error": {"message": f"generation failed: {e}", "code": 500}})
             yield sse("[DONE]")
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
