@@ -17,6 +17,7 @@ from ..checkpoint import load_model, load_checkpoint, save_checkpoint, latest_ta
 from ..engine import Engine
 from ..tasks import Arithmetic, SpellingBee, GSM8K
 from .chat_eval import run_generative, sum_over_ranks
+from .mid_train import _positive
 
 # %% ../../nbs/13_chat_rl.ipynb #25b5255d
 @torch.no_grad()
@@ -85,8 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--resume-from-step", type=int, default=-1, help="continue an rl run from its checkpoint at this step")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"]); p.add_argument("--seed", type=int, default=42)
     a = p.parse_args(argv)
-    for k in ("num_steps", "prompts_per_step", "device_batch_size", "max_digits"):
-        if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
+    _positive(p, a, "num_steps", "prompts_per_step", "device_batch_size", "max_digits")
     if a.num_samples < 2: p.error(f"--num-samples {a.num_samples}: need at least 2 replies per prompt for a group baseline")
     return a
 
