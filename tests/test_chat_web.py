@@ -1,7 +1,7 @@
 """The chat server for real: `python -m nanochat.scripts.chat_web` in its own process on loopback, serving a
 tiny GPT through the real Engine; streaming, limits, 32 concurrent clients, clients that hang up, and the
 page in headless Chromium (desktop and phone width)."""
-import asyncio, json, os, socket, subprocess, sys, time
+import asyncio, json, os, select, socket, subprocess, sys, threading, time
 from pathlib import Path
 import httpx, pytest, torch
 from conftest import ROOT
@@ -10,6 +10,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SEQ_LEN = 2048
+BODY_TIMEOUT = 3       # seconds the test server gives a client to send its body
+LOG = {}               # the server's output file, read by the last server test
 USER = {"role": "user", "content": "Hello there"}
 
 def free_port() -> int:
@@ -38,18 +40,20 @@ def server(tmp_path_factory):
     tiny_checkpoint(base)
     port = free_port()
     env = {**os.environ, "NANOCHAT_BASE_DIR": str(base), "OMP_NUM_THREADS": "1"}
+    LOG["path"] = base / "server.log"
+    log = open(LOG["path"], "w")   # a file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it
     proc = subprocess.Popen([sys.executable, "-m", "nanochat.scripts.chat_web", "--host", "127.0.0.1", "--port", str(port),
-                             "--num-workers", "2", "--device-type", "cpu", "--max-tokens", "24"],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--num-workers", "2", "--device-type", "cpu", "--max-tokens", "24", "--body-timeout", str(BODY_TIMEOUT)],
+                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
-        if proc.poll() is not None: pytest.fail(f"the server exited: {proc.stdout.read()[-3000:]}")
+        if proc.poll() is not None: pytest.fail(f"the server exited: {LOG['path'].read_text()[-3000:]}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200: break
         except httpx.TransportError: time.sleep(0.1)
     else: pytest.fail("the server did not answer /health within 60 s")
     yield url
-    proc.terminate(); proc.wait(timeout=10)
+    proc.terminate(); proc.wait(timeout=10); log.close()
     if old is None: os.environ.pop("NANOCHAT_BASE_DIR", None)
     else: os.environ["NANOCHAT_BASE_DIR"] = old
 
@@ -80,30 +84,171 @@ def test_valid_chats_stream(server):
     again = httpx.post(server + "/v1/chat/completions", json={**body, "messages": [USER]}).json()
     assert again["choices"][0]["message"]["content"] == text
 
-@pytest.mark.parametrize("body, status, words", [
-    (b"{not json", 400, "not valid JSON"),
-    (b'["a list"]', 400, "JSON object"),
-    ({"messages": "hi"}, 422, "non-empty list"),
-    ({"messages": [{"role": "user", "content": "x"}] * 501}, 413, "limit is 500"),
-    ({"messages": [{"role": "user", "content": "x" * 8001}]}, 413, "limit is 8000"),
-    ({"messages": [{"role": "user", "content": "x" * 7000}, {"role": "assistant", "content": "y" * 7000}] * 2 + [{"role": "user", "content": "z" * 7000}]}, 413, "35000 characters; the limit is 32000"),
-    ({"messages": [{"role": "user", "content": "ab " * 1000}]}, 413, f"at most {SEQ_LEN}"),   # fits the character limit, not the context
-    ({"messages": [USER], "temperature": 2.5}, 422, "temperature=2.5 is out of range"),
-    ({"messages": [USER], "temperature": "hot"}, 422, "temperature must be a number"),
-    ({"messages": [USER], "top_k": 0}, 422, "top_k=0 is out of range"),
-    ({"messages": [USER], "top_k": 201}, 422, "top_k=201"),
-    ({"messages": [USER], "max_tokens": 0}, 422, "max_tokens=0"),
-    ({"messages": [USER], "max_tokens": 10**6}, 422, "max_tokens=1000000"),
-    ({"messages": [USER, USER]}, 422, "alternate"),
-    ({"messages": [{"role": "robot", "content": "hi"}]}, 422, "role"),
-    ({"messages": [USER, {"role": "assistant", "content": "hi"}]}, 422, "last message"),
-])
-@pytest.mark.parametrize("path", ["/chat/completions", "/v1/chat/completions"])
+def with_fields(text: bytes) -> bytes:
+    "A valid conversation plus raw JSON fields, for values `json.dumps` will not write (NaN, Infinity)."
+    return b'{"messages": [{"role": "user", "content": "Hello there"}], ' + text + b"}"
+
+def chunked(total: int, piece=2**16):
+    "A body of `total` bytes sent with chunked transfer encoding (no Content-Length): httpx does that for a generator."
+    return lambda: (b" " * piece for _ in range(total // piece))
+
+MB10 = b'{"messages": [{"role": "user", "content": "' + b"x" * 10 * 2**20 + b'"}]}'
+ASSISTANT = {"role": "assistant", "content": "hi"}
+BAD = [  # (id, body: a dict sent as JSON, raw bytes, or a chunked body, status, words the message must contain)
+    # not JSON, or not a JSON object
+    ("bad-json", b"{not json", 400, "not valid JSON"),
+    ("empty-body", b"", 400, "not valid JSON"),
+    ("trailing-garbage", b'{"messages": []} x', 400, "Extra data"),
+    ("raw-nul-byte", b'{"messages": [{"role": "user", "content": "a\x00b"}]}', 400, "Invalid control character"),
+    ("invalid-utf8", b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}', 400, "not UTF-8"),
+    ("json-list", b'["a list"]', 400, "JSON object"),
+    ("json-null", b"null", 400, "JSON object"),
+    ("nested-100k-deep", b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+    ("5000-digit-number", with_fields(b'"seed": 1' + b"0" * 5000), 400, "4300 digits"),
+    # too large
+    ("10MB-content-length", MB10, 413, f"the body is {len(MB10)} bytes (Content-Length); the limit is 1048576"),
+    ("10MB-chunked", chunked(10 * 2**20), 413, "the body passed 1048576 bytes"),
+    ("10000-messages", {"messages": [USER, ASSISTANT] * 5000}, 413, "10000 messages; the limit is 500"),
+    ("501-messages", {"messages": [{"role": "user", "content": "x"}] * 501}, 413, "limit is 500"),
+    ("long-message", {"messages": [{"role": "user", "content": "x" * 8001}]}, 413, "messages[0] has 8001 characters; the limit is 8000"),
+    ("long-conversation", {"messages": [{"role": "user", "content": "x" * 7000}, {"role": "assistant", "content": "y" * 7000}] * 2
+                           + [{"role": "user", "content": "z" * 7000}]}, 413, "35000 characters; the limit is 32000"),
+    ("past-the-context", {"messages": [{"role": "user", "content": "ab " * 1000}]}, 413, f"at most {SEQ_LEN}"),  # fits the characters, not the context
+    # wrong types and shapes
+    ("messages-string", {"messages": "hi"}, 422, "messages must be a non-empty list"),
+    ("messages-object", {"messages": USER}, 422, "messages must be a non-empty list"),
+    ("messages-empty", {"messages": []}, 422, "messages must be a non-empty list"),
+    ("messages-missing", {"prompt": "hi"}, 422, "messages must be a non-empty list"),
+    ("message-a-string", {"messages": ["hi"]}, 422, "messages[0] must be an object"),
+    ("role-unknown", {"messages": [{"role": "robot", "content": "hi"}]}, 422, "messages[0] has role 'robot'"),
+    ("role-tool", {"messages": [USER, {"role": "tool", "content": "42"}]}, 422, "messages[1] has role 'tool'"),
+    ("role-missing", {"messages": [{"content": "hi"}]}, 422, "messages[0] has role None"),
+    ("role-a-list", {"messages": [{"role": ["user"], "content": "hi"}]}, 422, "messages[0] has role ['user']"),
+    ("content-missing", {"messages": [{"role": "user"}]}, 422, "messages[0].content must be a string"),
+    ("content-a-number", {"messages": [{"role": "user", "content": 42}]}, 422, "messages[0].content must be a string"),
+    ("content-image-part", {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 422, "messages[0].content"),
+    ("user-tool-parts", {"messages": [{"role": "user", "content": [{"type": "python", "text": "1+1"}]}]}, 422, "messages[0].content"),
+    ("nul-character", {"messages": [{"role": "user", "content": "a\x00b"}]}, 422, "messages[0].content has a NUL character"),
+    ("lone-surrogate", b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}', 422, "messages[0].content has a lone surrogate"),
+    # the conversation's shape
+    ("two-users-in-a-row", {"messages": [USER, USER]}, 422, "alternate"),
+    ("ends-with-assistant", {"messages": [USER, ASSISTANT]}, 422, "last message"),
+    ("system-only", {"messages": [{"role": "system", "content": "Be brief."}]}, 422, "last message"),
+    ("system-in-the-middle", {"messages": [USER, ASSISTANT, {"role": "system", "content": "x"}, USER]}, 422, "role 'system' where 'user' was expected"),
+    ("assistant-first", {"messages": [ASSISTANT, USER]}, 422, "role 'assistant' where 'user' was expected"),
+    # sampling fields: wrong types, out of range, NaN and Infinity (which Python's json reads)
+    ("temperature-2.5", {"messages": [USER], "temperature": 2.5}, 422, "temperature=2.5 is out of range"),
+    ("temperature-negative", {"messages": [USER], "temperature": -1}, 422, "temperature=-1 is out of range"),
+    ("temperature-1e308", {"messages": [USER], "temperature": 1e308}, 422, "temperature=1e+308 is out of range"),
+    ("temperature-NaN", with_fields(b'"temperature": NaN'), 422, "temperature=nan is out of range"),
+    ("temperature-string", {"messages": [USER], "temperature": "hot"}, 422, "temperature must be a number"),
+    ("temperature-bool", {"messages": [USER], "temperature": True}, 422, "temperature must be a number"),
+    ("top_k-0", {"messages": [USER], "top_k": 0}, 422, "top_k=0 is out of range"),
+    ("top_k-201", {"messages": [USER], "top_k": 201}, 422, "top_k=201"),
+    ("top_k-fraction", {"messages": [USER], "top_k": 2.5}, 422, "top_k must be an integer"),
+    ("top_k-list", {"messages": [USER], "top_k": [5]}, 422, "top_k must be an integer"),
+    ("max_tokens-0", {"messages": [USER], "max_tokens": 0}, 422, "max_tokens=0"),
+    ("max_tokens-negative", {"messages": [USER], "max_tokens": -5}, 422, "max_tokens=-5 is out of range"),
+    ("max_tokens-huge", {"messages": [USER], "max_tokens": 10**6}, 422, "max_tokens=1000000"),
+    ("max_tokens-1e300", {"messages": [USER], "max_tokens": 1e300}, 422, "max_tokens=1e+300 is out of range"),
+    ("max_tokens-Infinity", with_fields(b'"max_tokens": Infinity'), 422, "max_tokens=inf is out of range"),
+    ("max_tokens-NaN", with_fields(b'"max_tokens": NaN'), 422, "max_tokens=nan is out of range"),
+    ("max_tokens-string", {"messages": [USER], "max_tokens": "10"}, 422, "max_tokens must be an integer"),
+    ("seed-huge", {"messages": [USER], "seed": 10**30}, 422, "seed=1000000000000000000000000000000 is out of range"),
+    ("seed-negative", {"messages": [USER], "seed": -1}, 422, "seed=-1 is out of range"),
+    ("seed-string", {"messages": [USER], "seed": "abc"}, 422, "seed must be an integer"),
+    ("stream-string", {"messages": [USER], "stream": "yes"}, 422, "stream must be true or false"),
+]
+PATHS = ["/chat/completions", "/v1/chat/completions"]
+
+HTTP = httpx.Client(timeout=30)   # one client for the many small requests below: a new one costs ~50 ms (its TLS context)
+
+def stats(url) -> dict: return HTTP.get(url + "/stats").json()
+
+@pytest.mark.parametrize("body, status, words", [pytest.param(*case[1:], id=case[0]) for case in BAD])
+@pytest.mark.parametrize("path", PATHS)
 def test_bad_requests_get_4xx_with_a_message(server, path, body, status, words):
-    kw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else {"json": body}
-    r = httpx.post(server + path, **kw)
-    assert r.status_code == status, r.text
+    before = stats(server)
+    if isinstance(body, dict): kw = {"json": body}
+    else: kw = {"content": body if isinstance(body, bytes) else body(), "headers": {"content-type": "application/json"}}
+    r = HTTP.post(server + path, **kw)
+    assert r.status_code == status, r.text[:300]
     assert words in r.json()["error"]["message"], r.json()
+    after = stats(server)   # refused before a worker was borrowed
+    assert after["served"] == before["served"] and after["busy"] == 0, after
+
+def test_wrong_paths_and_methods_get_4xx_with_a_message(server):
+    r = HTTP.get(server + "/chat/completions")
+    assert r.status_code == 405 and "GET is not allowed on /chat/completions" in r.json()["error"]["message"]
+    r = HTTP.post(server + "/v1/completions", json={"prompt": "hi"})
+    assert r.status_code == 404 and "there is no '/v1/completions'" in r.json()["error"]["message"]
+    assert "POST /v1/chat/completions" in r.json()["error"]["message"]   # it says where to go instead
+
+def raw_request(url, path, body: bytes, length=None) -> socket.socket:
+    "A POST written on a bare socket, so a test can stall it, drip it or hang up on it."
+    s = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=15)
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n\r\n")
+    s.sendall(head.encode() + body)
+    return s
+
+def read_until_closed(s) -> bytes:
+    "Everything the server sends until it closes the connection (a socket timeout fails the test)."
+    out = b""
+    while chunk := s.recv(65536): out += chunk
+    return out
+
+def test_slow_loris_gets_408_and_holds_no_worker(server):
+    """Four clients (more than the 2 workers) send headers and part of a body, then stall or drip a byte every 0.3 s.
+    Meanwhile a normal request is answered; each slow one gets a 408 once the body timeout passes, and its connection is closed."""
+    before, t0 = stats(server), time.monotonic()
+    slow = [raw_request(server, path, b'{"messages": [', length=100_000) for path in PATHS for _ in range(2)]
+    stop = threading.Event()
+    def drip(s):
+        while not stop.wait(0.3):
+            try: s.sendall(b" ")         # valid JSON whitespace: the body keeps coming, never completes
+            except OSError: return
+    drips = [threading.Thread(target=drip, args=(s,), daemon=True) for s in slow[::2]]
+    for t in drips: t.start()
+    r = httpx.post(server + "/v1/chat/completions", json={"messages": [USER], "max_tokens": 4}, timeout=30)
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 4
+    assert select.select(slow, [], [], 0)[0] == [], "the slow clients were answered before the normal one: the test proves nothing"
+    assert (s := stats(server))["busy"] == 0 and s["queue"] == 0, s
+    try: replies = [read_until_closed(s) for s in slow]
+    finally: stop.set(); [s.close() for s in slow]
+    waited = time.monotonic() - t0
+    for reply in replies:
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["message"].startswith(f"the body was not complete after {BODY_TIMEOUT:g} s")
+    assert BODY_TIMEOUT <= waited < BODY_TIMEOUT + 5, waited
+    assert stats(server)["served"] == before["served"] + 1
+
+def test_client_that_leaves_mid_body(server):
+    "A Content-Length of 1000, ten bytes, then the client is gone: no worker is taken and the server logs no error."
+    before = stats(server)
+    for path in PATHS: raw_request(server, path, b'{"messages"', length=1000).close()
+    time.sleep(0.3)
+    assert stats(server) == before
+
+def wait_for_stats(url, ok, seconds=10) -> dict:
+    for _ in range(int(seconds / 0.05)):
+        if ok(s := stats(url)): return s
+        time.sleep(0.05)
+    pytest.fail(f"the pool never reached the expected state: {s}")
+
+@pytest.mark.parametrize("path, stream", [("/chat/completions", True), ("/v1/chat/completions", True), ("/v1/chat/completions", False)])
+def test_hang_up_frees_the_worker(server, path, stream):
+    "A client asks for 2000 greedy tokens and closes its socket after the first event (or, not streaming, once generation began)."
+    before = stats(server)
+    s = raw_request(server, path, json.dumps({"messages": [USER], "max_tokens": 2000, "temperature": 0, "stream": stream}).encode())
+    if stream:
+        got = b""
+        while b"\ndata: " not in got: got += s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    else: wait_for_stats(server, lambda st: st["busy"] == 1)
+    s.close()
+    after = wait_for_stats(server, lambda st: st["busy"] == 0 and st["served"] == before["served"] + 1)
+    assert after["tokens"] - before["tokens"] < 2000, f"generation went on after the hang-up: {after}"
 
 def test_32_concurrent_streams(server):
     before = httpx.get(server + "/stats").json()
@@ -144,6 +289,17 @@ def test_disconnect_mid_stream_frees_the_worker(server):
     assert s["tokens"] - before["tokens"] < 2 * 2000 // 2, f"generation went on after the disconnect: {s}"
     r = httpx.post(server + "/v1/chat/completions", json={"messages": [USER], "max_tokens": 5})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 5
+
+
+
+def test_healthy_after_the_abuse(server):
+    "After every test above: a normal request is answered, the pool is full and idle, and the server logged no exception (so sent no 500)."
+    r = httpx.post(server + "/v1/chat/completions", json={"messages": [USER], "max_tokens": 5}, timeout=30)
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 5
+    health, s = httpx.get(server + "/health").json(), stats(server)
+    assert health["idle"] == health["workers"] == 2 and (s["busy"], s["idle"], s["queue"]) == (0, 2, 0), (health, s)
+    log = LOG["path"].read_text()
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
 
 
 # ---------- the page in Chromium ----------

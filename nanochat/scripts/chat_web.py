@@ -6,7 +6,8 @@ Docs: https://nanochat-course.github.io/nanochat/chat_web.html.md"""
 
 # %% auto #0
 __all__ = ['LIMITS', 'RequestError', 'parse_chat_request', 'StreamDecoder', 'Worker', 'WorkerPool', 'load_workers',
-           'prompt_tokens', 'generate_pieces', 'sse', 'error_response', 'read_body', 'InlineTools', 'make_app', 'main']
+           'prompt_tokens', 'generate_pieces', 'sse', 'error_response', 'InlineTools', 'read_raw', 'read_body',
+           'add_error_handlers', 'until_hang_up', 'add_openai_endpoint', 'make_app', 'main']
 
 # %% ../../nbs/14_chat_web.ipynb #28af941d
 import argparse, asyncio, codecs, json, random, threading, time, uuid
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from ..common import autodetect_device_type
 from ..checkpoint import load_model
 from ..engine import Engine, turn_end_ids
@@ -25,9 +28,11 @@ LIMITS = dict(
     max_messages=500,          # messages in one conversation
     max_message_chars=8000,    # characters in one message
     max_total_chars=32000,     # characters in the whole conversation
+    max_body_bytes=2**20,      # 32000 characters fit even written as 6-byte \uXXXX escapes
     temperature=(0.0, 2.0),    # 0 = greedy; above 2 the samples are noise
     top_k=(1, 200),
     max_tokens=(1, 4096),      # further capped by the model's context length
+    seed=(0, 2**63 - 1),       # torch's generator takes a 64-bit integer
 )
 
 class RequestError(Exception):
@@ -35,22 +40,31 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str): super().__init__(message); self.status, self.message = status, message
 
 # %% ../../nbs/14_chat_web.ipynb #0746af3e
+def _text(s: str, i: int) -> str:
+    "`s` if the tokenizer can take it: no NUL characters, no lone surrogates (a `\\ud800` escape is not a character)."
+    if "\x00" in s: raise RequestError(422, f"messages[{i}].content has a NUL character (\\u0000) at position {s.index(chr(0))}: remove it")
+    try: s.encode("utf-8")
+    except UnicodeEncodeError as e: raise RequestError(422, f"messages[{i}].content has a lone surrogate {s[e.start]!r} at position {e.start}: send real characters") from None
+    return s
+
 def _content(m, i) -> str | list:
     c = m.get("content")
-    if isinstance(c, str): return c
+    if isinstance(c, str): return _text(c, i)
     if isinstance(c, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in c):
+        for p in c: _text(p["text"], i)
         if all(p.get("type", "text") == "text" for p in c): return "".join(p["text"] for p in c)
         if m.get("role") == "assistant" and all(p.get("type") in ("text", "python", "python_output") for p in c):
             return [{"type": p["type"], "text": p["text"]} for p in c]
-    raise RequestError(422, f"messages[{i}].content must be a string (or a list of {{'type': 'text', 'text': ...}} parts)")
+    raise RequestError(422, f"messages[{i}].content must be a string (or a list of {{'type': 'text', 'text': ...}} parts), got {c!r:.40}")
 
 def _number(body, name, default, kind):
     v = body.get(name, default)
     if v is None: return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and v != int(v)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise RequestError(422, f"{name} must be {'an integer' if kind is int else 'a number'}, got {v!r:.40}")
     lo, hi = LIMITS[name]
-    if not lo <= v <= hi: raise RequestError(422, f"{name}={v} is out of range: use {lo} to {hi}")
+    if not lo <= v <= hi: raise RequestError(422, f"{name}={v!r:.40} is out of range: use {lo} to {hi}")   # NaN fails too
+    if kind is int and v != int(v): raise RequestError(422, f"{name} must be an integer, got {v!r:.40}")
     return kind(v)
 
 # %% ../../nbs/14_chat_web.ipynb #0f4d3c47
@@ -58,22 +72,23 @@ def parse_chat_request(body, temperature=0.8, top_k=50, max_tokens=512) -> dict:
     "Check a decoded JSON body; return `messages`, `temperature`, `top_k`, `max_tokens`, `seed`, `stream` or raise `RequestError`."
     if not isinstance(body, dict): raise RequestError(400, "the body must be a JSON object like {\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}")
     msgs = body.get("messages")
-    if not isinstance(msgs, list) or not msgs: raise RequestError(422, "messages must be a non-empty list of {role, content} objects")
+    if not isinstance(msgs, list) or not msgs: raise RequestError(422, f"messages must be a non-empty list of {{role, content}} objects, got {msgs!r:.40}")
     if len(msgs) > LIMITS["max_messages"]: raise RequestError(413, f"{len(msgs)} messages; the limit is {LIMITS['max_messages']}: start a new conversation")
     out, total = [], 0
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant", "system"):
-            raise RequestError(422, f"messages[{i}] needs a role of 'user', 'assistant' or 'system'")
+        if not isinstance(m, dict): raise RequestError(422, f"messages[{i}] must be an object like {{\"role\": \"user\", \"content\": \"Hi\"}}, got {m!r:.40}")
+        if m.get("role") not in ("user", "assistant", "system"):
+            raise RequestError(422, f"messages[{i}] has role {m.get('role')!r:.40}; it needs a role of 'user', 'assistant' or 'system'")
         c = _content(m, i)
         n = len(c) if isinstance(c, str) else sum(len(p["text"]) for p in c)
         if n > LIMITS["max_message_chars"]: raise RequestError(413, f"messages[{i}] has {n} characters; the limit is {LIMITS['max_message_chars']}")
         total += n; out.append({"role": m["role"], "content": c})
     if total > LIMITS["max_total_chars"]: raise RequestError(413, f"the conversation has {total} characters; the limit is {LIMITS['max_total_chars']}: start a new conversation")
     if out[-1]["role"] != "user": raise RequestError(422, "the last message must be the user's: the reply continues the conversation")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)): raise RequestError(422, f"seed must be an integer, got {seed!r:.40}")
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool): raise RequestError(422, f"stream must be true or false, got {stream!r:.40}")
     return dict(messages=out, temperature=_number(body, "temperature", temperature, float), top_k=_number(body, "top_k", top_k, int),
-                max_tokens=_number(body, "max_tokens", max_tokens, int), seed=seed, stream=bool(body.get("stream", False)))
+                max_tokens=_number(body, "max_tokens", max_tokens, int), seed=_number(body, "seed", None, int), stream=stream)
 
 # %% ../../nbs/14_chat_web.ipynb #240c9f1f
 class StreamDecoder:
@@ -189,16 +204,9 @@ async def generate_pieces(pool: WorkerPool, prompt, max_tokens=512, temperature=
 # %% ../../nbs/14_chat_web.ipynb #02ffb8d3
 def sse(obj) -> str: return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
-def error_response(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     "Errors in OpenAI's shape, which clients know how to show."
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": status}}, status_code=status)
-
-async def read_body(request: Request, defaults: dict) -> dict:
-    raw = await request.body()
-    try: body = json.loads(raw)
-    except json.JSONDecodeError as e: raise RequestError(400, f"the body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {{\"messages\": [...]}}")
-    except UnicodeDecodeError: raise RequestError(400, "the body is not UTF-8 text; send JSON")
-    return parse_chat_request(body, **defaults)
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": status}}, status_code=status, headers=headers)
 
 class InlineTools:
     "A reply's pieces as OpenAI plain text, tool calls inline as <<expression=result>>: the marks go where the part changes."
@@ -210,48 +218,71 @@ class InlineTools:
         return mark + text
     def close(self) -> str: return self("text", "")   # a reply cut off inside a tool call still closes it
 
+# %% ../../nbs/14_chat_web.ipynb #b0d7f1a2
+async def read_raw(request: Request, limit: int, timeout: float) -> bytes:
+    "The request body; `RequestError` 413 as soon as it passes `limit` bytes, 408 if it is not complete after `timeout` seconds."
+    size = request.headers.get("content-length", "")
+    if size.isdigit() and int(size) > limit:   # refused before a byte of the body is read
+        raise RequestError(413, f"the body is {int(size)} bytes (Content-Length); the limit is {limit}: send a shorter conversation")
+    chunks, n = [], 0
+    async def collect():
+        nonlocal n
+        async for chunk in request.stream():
+            n += len(chunk); chunks.append(chunk)
+            if n > limit: raise RequestError(413, f"the body passed {limit} bytes, the limit, while arriving: send a shorter conversation")
+    try: await asyncio.wait_for(collect(), timeout)
+    except asyncio.TimeoutError: raise RequestError(408, f"the body was not complete after {timeout:g} s ({n} bytes arrived): send it all at once") from None
+    except ClientDisconnect: raise RequestError(400, "the client closed the connection before the body was complete") from None
+    return b"".join(chunks)
+
+# %% ../../nbs/14_chat_web.ipynb #b0d7f1a3
+async def read_body(request: Request, defaults: dict, timeout: float = 10.0) -> dict:
+    "Read, decode and check a chat request's body: `parse_chat_request`'s dict or `RequestError`."
+    raw = await read_raw(request, LIMITS["max_body_bytes"], timeout)
+    try: body = json.loads(raw)
+    except json.JSONDecodeError as e: raise RequestError(400, f"the body is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); send {{\"messages\": [...]}}") from None
+    except UnicodeDecodeError: raise RequestError(400, "the body is not UTF-8 text; send JSON") from None
+    except ValueError as e: raise RequestError(400, f"the body's JSON cannot be read: {str(e).split(':')[0]}") from None   # a 5000-digit number
+    except RecursionError: raise RequestError(400, "the body's JSON is nested too deeply: a chat request is a few levels deep") from None
+    return parse_chat_request(body, **defaults)
+
 # %% ../../nbs/14_chat_web.ipynb #d9b64c2c
-def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_name="nanochat") -> FastAPI:
-    "The FastAPI app serving `pool`'s workers."
-    app, defaults = FastAPI(title="nanochat"), dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
-    ui = resources.files("nanochat").joinpath("ui.html").read_text()   # package data, also inside a wheel
-
+def add_error_handlers(app: FastAPI):
+    "Our `RequestError`s, and the framework's 404 and 405, as OpenAI-shaped errors; a 408 also closes the connection."
     @app.exception_handler(RequestError)
-    async def _bad(request, e: RequestError): return error_response(e.status, e.message)
+    async def _bad(request, e: RequestError): return error_response(e.status, e.message, {"Connection": "close"} if e.status == 408 else None)
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index(): return ui
+    @app.exception_handler(HTTPException)
+    async def _http(request, e: HTTPException):
+        what = {404: f"there is no {request.url.path!r:.80}", 405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
+        return error_response(e.status_code, f"{what}: the chat endpoints are POST /chat/completions and POST /v1/chat/completions", e.headers)
 
-    @app.get("/health")
-    async def health(): return {"status": "ok", "ready": len(pool.workers) > 0, "workers": len(pool.workers)}
+async def until_hang_up(request: Request):
+    "Returns when the client closes its connection: after the body, the next ASGI message is `http.disconnect`."
+    while (await request.receive())["type"] != "http.disconnect": pass
 
-    @app.get("/stats")
-    async def stats(): return pool.stats()
-
-    @app.post("/chat/completions")
-    async def chat(request: Request):
-        r = await read_body(request, defaults)
-        prompt, n = prompt_tokens(pool, r)
-        async def events():
-            try:
-                async for part, v in generate_pieces(pool, prompt, n, r["temperature"], r["top_k"], r["seed"]):
-                    yield sse({"done": True, **v} if part == "done" else {"token": v, "part": part})
-            except Exception as e: yield sse({"error": f"generation failed: {e}"})   # the 200 status is already sent
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
+# %% ../../nbs/14_chat_web.ipynb #d9b64c2e
+def add_openai_endpoint(app: FastAPI, pool: WorkerPool, defaults: dict, body_timeout: float, model_name: str):
+    "`POST /v1/chat/completions`: OpenAI's protocol, streamed or as one `chat.completion`."
     @app.post("/v1/chat/completions")
     async def openai(request: Request):
-        r = await read_body(request, defaults)
+        r = await read_body(request, defaults, body_timeout)
         prompt, n = prompt_tokens(pool, r)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = dict(id=cid, created=created, model=model_name)
         pieces = generate_pieces(pool, prompt, n, r["temperature"], r["top_k"], r["seed"])
         if not r["stream"]:
-            text, info, inline = [], {}, InlineTools()
-            async for part, v in pieces:
-                if part == "done": info = v; text.append(inline.close())
-                else: text.append(inline(part, v))
-            return {**head, "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)},
+            async def whole():
+                text, info, inline = [], {}, InlineTools()
+                async for part, v in pieces:
+                    if part == "done": info = v; text.append(inline.close())
+                    else: text.append(inline(part, v))
+                return "".join(text), info
+            answer, gone = asyncio.ensure_future(whole()), asyncio.ensure_future(until_hang_up(request))
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED); gone.cancel()
+            if not answer.done(): answer.cancel(); return Response(status_code=499)   # nobody is left to read it
+            text, info = answer.result()
+            return {**head, "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                     "finish_reason": info["finish_reason"]}], "usage": {"completion_tokens": info["tokens"]}}
         def chunk(delta, finish=None): return sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         async def events():
@@ -265,6 +296,34 @@ def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_
             except Exception as e: yield sse({"error": {"message": f"generation failed: {e}", "code": 500}})
             yield sse("[DONE]")
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+# %% ../../nbs/14_chat_web.ipynb #d9b64c2d
+def make_app(pool: WorkerPool, temperature=0.8, top_k=50, max_tokens=512, model_name="nanochat", body_timeout=10.0) -> FastAPI:
+    "The FastAPI app serving `pool`'s workers; a request body must arrive within `body_timeout` seconds."
+    app, defaults = FastAPI(title="nanochat"), dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
+    ui = resources.files("nanochat").joinpath("ui.html").read_text()   # package data, also inside a wheel
+    add_error_handlers(app)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(): return ui
+
+    @app.get("/health")
+    async def health(): return {"status": "ok", "ready": len(pool.workers) > 0, "workers": len(pool.workers), "idle": pool.idle.qsize()}
+
+    @app.get("/stats")
+    async def stats(): return pool.stats()
+
+    @app.post("/chat/completions")
+    async def chat(request: Request):
+        r = await read_body(request, defaults, body_timeout)
+        prompt, n = prompt_tokens(pool, r)
+        async def events():
+            try:
+                async for part, v in generate_pieces(pool, prompt, n, r["temperature"], r["top_k"], r["seed"]):
+                    yield sse({"done": True, **v} if part == "done" else {"token": v, "part": part})
+            except Exception as e: yield sse({"error": f"generation failed: {e}"})   # the 200 status is already sent
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    add_openai_endpoint(app, pool, defaults, body_timeout, model_name)
     return app
 
 # %% ../../nbs/14_chat_web.ipynb #6d411a31
@@ -279,12 +338,13 @@ def main(argv=None):
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"], help="default: autodetect")
     p.add_argument("--temperature", type=float, default=0.8); p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--max-tokens", type=int, default=512, help="default reply length cap of a request")
+    p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a client has to send its whole request body (else 408)")
     a = p.parse_args(argv)
     import uvicorn
     try: workers = load_workers(a.source, a.model_tag, a.step, a.device_type, a.num_workers)
     except FileNotFoundError as e: raise SystemExit(f"chat_web: {e}") from None   # names the command that makes the checkpoint
     print(f"serving {a.source} model on {', '.join(w.device for w in workers)} at http://{a.host}:{a.port}", flush=True)
-    app = make_app(WorkerPool(workers), a.temperature, a.top_k, a.max_tokens, model_name=f"nanochat-{a.source}")
+    app = make_app(WorkerPool(workers), a.temperature, a.top_k, a.max_tokens, model_name=f"nanochat-{a.source}", body_timeout=a.body_timeout)
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
 
 # %% ../../nbs/14_chat_web.ipynb #a5705dd0
