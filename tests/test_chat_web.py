@@ -157,7 +157,8 @@ BAD = [  # (id, body: a dict sent as JSON, raw bytes, or a chunked body, status,
     ("seed-huge", {"messages": [USER], "seed": 10**30}, 422, "seed=1000000000000000000000000000000 is out of range"),
     ("seed-negative", {"messages": [USER], "seed": -1}, 422, "seed=-1 is out of range"),
     ("seed-string", {"messages": [USER], "seed": "abc"}, 422, "seed must be an integer"),
-    ("stream-string", {"messages": [USER], "stream": "yes"}, 422, "stream must be true or false"),
+    ("stream-string", {"messages": [USER], "stream": "yes"}, 422, "stream must be true or false, got 'yes'"),
+    ("stream-number", {"messages": [USER], "stream": 0}, 422, "stream must be true or false, got 0"),
 ]
 PATHS = ["/chat/completions", "/v1/chat/completions"]
 

@@ -85,10 +85,10 @@ def parse_chat_request(body, temperature=0.8, top_k=50, max_tokens=512) -> dict:
         total += n; out.append({"role": m["role"], "content": c})
     if total > LIMITS["max_total_chars"]: raise RequestError(413, f"the conversation has {total} characters; the limit is {LIMITS['max_total_chars']}: start a new conversation")
     if out[-1]["role"] != "user": raise RequestError(422, "the last message must be the user's: the reply continues the conversation")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool): raise RequestError(422, f"stream must be true or false, got {stream!r:.40}")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool): raise RequestError(422, f"stream must be true or false, got {stream!r:.40}")
     return dict(messages=out, temperature=_number(body, "temperature", temperature, float), top_k=_number(body, "top_k", top_k, int),
-                max_tokens=_number(body, "max_tokens", max_tokens, int), seed=_number(body, "seed", None, int), stream=stream)
+                max_tokens=_number(body, "max_tokens", max_tokens, int), seed=_number(body, "seed", None, int), stream=bool(stream))
 
 # %% ../../nbs/14_chat_web.ipynb #240c9f1f
 class StreamDecoder:
