@@ -74,7 +74,7 @@ def use_calculator(expr: str) -> str:
     except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as e: return f"Error: {type(e).__name__}: {e}"
     return f"{v:.12g}" if isinstance(v, float) else str(v)
 
-# %% ../nbs/09a_execution.ipynb #e6ca4571
+# %% ../nbs/09a_execution.ipynb #175b54d5
 @dataclass
 class ExecutionResult:
     "What happened to a program run by `execute_code`."
@@ -88,7 +88,7 @@ class ExecutionResult:
 
 class SandboxUnavailable(RuntimeError): "This machine cannot confine programs as `execute_code` requires."
 
-# %% ../nbs/09a_execution.ipynb #2c9cc38c
+# %% ../nbs/09a_execution.ipynb #6af5ca26
 def _namespaces(work: str, disk_bytes: int):
     "New user, network and mount namespaces; `work` becomes a private tmpfs of `disk_bytes`."
     import ctypes, os
@@ -104,7 +104,7 @@ def _namespaces(work: str, disk_bytes: int):
     check(libc.mount(b"tmpfs", work.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, opts), "mount tmpfs")  # nosuid, nodev, noexec
     os.chdir(work)  # the old cwd is the folder *under* the new mount
 
-# %% ../nbs/09a_execution.ipynb #426bf354
+# %% ../nbs/09a_execution.ipynb #5512935c
 def _landlock(rules: list):
     "Landlock: after this the process may access only `rules` [(path, 'r' or 'rw')]; no TCP; no signals out."
     import ctypes, os
@@ -116,6 +116,7 @@ def _landlock(rules: list):
     class Beneath(ctypes.Structure): _pack_, _fields_ = 1, [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
     attr = Ruleset(fs, 3 if abi >= 4 else 0, 3 if abi >= 6 else 0)  # net: bind+connect TCP; scoped: abstract sockets+signals
     rs = libc.syscall(444, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if rs < 0: raise OSError(ctypes.get_errno(), f"landlock_create_ruleset: {os.strerror(ctypes.get_errno())}")
     for path, mode in rules:
         isdir = os.path.isdir(path)
         want = fs if mode == "rw" else 4 | 8  # READ_FILE | READ_DIR
@@ -123,12 +124,12 @@ def _landlock(rules: list):
         rule = Beneath(want & fs if isdir else want & fs & (2 | 4 | 1 << 14 | 1 << 15), fd)  # a file takes file rights only
         ok = libc.syscall(445, rs, 1, ctypes.byref(rule), 0)  # landlock_add_rule(LANDLOCK_RULE_PATH_BENEATH)
         os.close(fd)
-        if rs < 0 or ok < 0: raise OSError(ctypes.get_errno(), f"landlock rule for {path}: {os.strerror(ctypes.get_errno())}")
+        if ok < 0: raise OSError(ctypes.get_errno(), f"landlock rule for {path}: {os.strerror(ctypes.get_errno())}")
     if libc.prctl(38, 1, 0, 0, 0) < 0 or libc.syscall(446, rs, 0) < 0:  # PR_SET_NO_NEW_PRIVS, landlock_restrict_self
         raise OSError(ctypes.get_errno(), f"landlock_restrict_self: {os.strerror(ctypes.get_errno())}")
     os.close(rs)
 
-# %% ../nbs/09a_execution.ipynb #cd604ece
+# %% ../nbs/09a_execution.ipynb #5be48cf3
 def _seccomp_filter(pid: int) -> list:
     "The BPF program, as (code, jump-if-true, jump-if-false, k) tuples, for an x86-64 process `pid`."
     EPERM, ENOSYS, ALLOW = 0x50001, 0x50026, 0x7FFF0000
@@ -147,7 +148,7 @@ def _seccomp_filter(pid: int) -> list:
         prog += [(JEQ, 0, 4, nr), (LD, 0, 0, 16), (JEQ, 1, 0, pid), (RET, 0, 0, EPERM), (RET, 0, 0, ALLOW)]
     return prog + [(RET, 0, 0, ALLOW)]
 
-# %% ../nbs/09a_execution.ipynb #af85f9c9
+# %% ../nbs/09a_execution.ipynb #48109d0a
 def _seccomp():
     "Install `_seccomp_filter` on this process (and any thread it starts); irreversible."
     import ctypes, os, platform, struct
@@ -159,7 +160,7 @@ def _seccomp():
     if libc.prctl(38, 1, 0, 0, 0) < 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) < 0:  # NO_NEW_PRIVS; SECCOMP_MODE_FILTER
         raise OSError(ctypes.get_errno(), f"seccomp: {os.strerror(ctypes.get_errno())}")
 
-# %% ../nbs/09a_execution.ipynb #7e064251
+# %% ../nbs/09a_execution.ipynb #021da32f
 def _disarm():
     "The Python-level guard: calls a test program never needs raise `PermissionError`; writes stay in the cwd."
     import os, io, builtins, shutil, socket, subprocess
@@ -185,7 +186,7 @@ def _disarm():
         for n in names.split():
             if hasattr(mod, n): setattr(mod, n, denied(f"{getattr(mod, '__name__', 'builtins')}.{n}"))
 
-# %% ../nbs/09a_execution.ipynb #569ac6e6
+# %% ../nbs/09a_execution.ipynb #7ae3790e
 def _sandbox_main(prog: str, limits: dict, disk_bytes: int, strict: bool):
     "Runs first in the sandbox's fresh interpreter: limit, isolate, confine, disarm, then run `prog` as `__main__`."
     import builtins, os, sys, resource, sysconfig
@@ -209,7 +210,7 @@ def _sandbox_main(prog: str, limits: dict, disk_bytes: int, strict: bool):
         print("SystemExit: the program called exit(); a sandboxed program must run to its end", file=sys.stderr)
         raise SystemExit(3)
 
-# %% ../nbs/09a_execution.ipynb #afff5b80
+# %% ../nbs/09a_execution.ipynb #02c840eb
 def _reason(rc: int, stderr: str) -> str:
     "One line saying why a finished program failed."
     if rc < 0:
@@ -218,7 +219,7 @@ def _reason(rc: int, stderr: str) -> str:
     last = [l for l in stderr.splitlines() if l.strip()]
     return last[-1][:300] if last else f"exit status {rc}"
 
-# %% ../nbs/09a_execution.ipynb #023abdc6
+# %% ../nbs/09a_execution.ipynb #82c92a63
 _CHILD = (_namespaces, _landlock, _seccomp_filter, _seccomp, _disarm, _sandbox_main)
 
 def _run_limited(code: str, timeout: float, max_memory_mb: int, max_output: int, max_disk_mb: int, strict: bool):
@@ -241,7 +242,7 @@ def _run_limited(code: str, timeout: float, max_memory_mb: int, max_output: int,
             out.seek(0); err.seek(0)
             return rc, timed_out, out.read(max_output + 1), err.read(max_output + 1)  # never more than the cap into our memory
 
-# %% ../nbs/09a_execution.ipynb #889f4c53
+# %% ../nbs/09a_execution.ipynb #79127db6
 @functools.cache
 def sandbox_problem() -> str | None:
     "Why programs cannot be confined on this machine, or None when every kernel layer works (checked once)."
@@ -262,7 +263,7 @@ def _check_sandbox(problem: str | None, allow_weak: bool | None) -> bool:
         warnings.warn(f"execute_code runs programs with a WEAK sandbox: {problem}. Only trusted code is safe to run.", stacklevel=3)
     return False
 
-# %% ../nbs/09a_execution.ipynb #25f16385
+# %% ../nbs/09a_execution.ipynb #59cfad17
 def execute_code(code: str, timeout: float = 5.0, max_memory_mb: int = 256, max_output: int = 64 * 1024,
                  max_disk_mb: int = 16, allow_weak: bool | None = None) -> ExecutionResult:
     "Run the Python program `code` in a fresh, confined process (see the tables above); never raises for the program's faults."
