@@ -1,0 +1,86 @@
+"""The one-call device check: what a GPU node does with the GPU recipe's models, in one table and one JSON file.
+
+On one CUDA GPU, no network, a few minutes: for depth 12 and 20 (vocabulary 65,536, sequence 2,048, as the gpu
+recipe trains them) it runs base_train's training step (the model `torch.compile`d, bf16 autocast, Muon + AdamW
+from `setup_optimizers`, gradient clipping left out as base_train does) for a few dozen steps after warm-up on random
+tokens, and reports tokens/s, MFU (`estimate_flops()` x tokens/s over the GPU's bf16 peak), peak memory, KV-cache
+decoding tokens/s at batch 1 and 16, and which attention kernel each layer runs (`nanochat.gpt.attention_kernel`).
+
+    python bench/gpu.py                         # prints the table, writes bench_gpu.json
+    python bench/gpu.py --depths 12 --steps 10  # quicker
+"""
+import argparse, json, sys, time
+
+def kernels(config, T: int) -> list[str]:
+    "Attention kernel of every layer, in training (whole sequences) and in KV-cache decoding."
+    from nanochat.gpt import attention_kernel
+    return [f"{attention_kernel('cuda', w, T, T)} / {attention_kernel('cuda', w, 1, T, q_start=T - 1, cached=True)}"
+            for w in config.window_sizes()]
+
+def train_rate(model, B, T, vocab, warmup, steps):
+    "tokens/s of base_train's step: compiled forward, backward, both optimizers, on random tokens."
+    import torch
+    from nanochat.gpt import autocast_ctx
+    fwd, opts = torch.compile(model, dynamic=False), model.setup_optimizers()
+    x = torch.randint(0, vocab, (B, T + 1), device="cuda")
+    for i in range(warmup + steps):
+        if i == warmup: torch.cuda.synchronize(); t0 = time.perf_counter()
+        with autocast_ctx("cuda"): loss = fwd(x[:, :-1], x[:, 1:])
+        loss.backward()
+        for o in opts: o.step()
+        model.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    return B * T * steps / (time.perf_counter() - t0), loss.item()
+
+def decode_rate(model, B, prompt=128, new=128):
+    "tokens/s of greedy KV-cache decoding for `B` rows (after a `prompt`-token prefill, not timed)."
+    import torch
+    from nanochat.gpt import autocast_ctx
+    with torch.inference_mode(), autocast_ctx("cuda"):
+        cache = model.new_kv_cache(B, prompt + new)
+        ids = model(torch.randint(0, model.config.vocab_size, (B, prompt), device="cuda"), kv_cache=cache)[:, -1:].argmax(-1)
+        torch.cuda.synchronize(); t0 = time.perf_counter()
+        for _ in range(new - 1): ids = model(ids, kv_cache=cache)[:, -1:].argmax(-1)
+        torch.cuda.synchronize()
+    return B * (new - 1) / (time.perf_counter() - t0)
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--depths", type=int, nargs="+", default=[12, 20])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 16], help="rows per step, one per depth")
+    p.add_argument("--seq-len", type=int, default=2048); p.add_argument("--vocab-size", type=int, default=65536)
+    p.add_argument("--warmup", type=int, default=5); p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--out", default="bench_gpu.json")
+    a = p.parse_args(argv)
+    import torch
+    if not torch.cuda.is_available():
+        sys.exit("bench/gpu.py needs a CUDA GPU and torch.cuda.is_available() is False here; on a CPU run bench/model.py")
+    if len(a.batch_sizes) != len(a.depths): p.error(f"--batch-sizes needs one value per depth ({len(a.depths)})")
+    from nanochat.common import get_peak_flops
+    from nanochat.gpt import GPT, config_from_depth
+    name, peak = torch.cuda.get_device_name(), get_peak_flops()
+    out = dict(device=name, peak_bf16_flops=peak, torch=torch.__version__, seq_len=a.seq_len, vocab_size=a.vocab_size, rows=[])
+    for d, B in zip(a.depths, a.batch_sizes):
+        torch.manual_seed(0); torch.cuda.reset_peak_memory_stats()
+        model = GPT(config_from_depth(d, vocab_size=a.vocab_size, sequence_len=a.seq_len)).cuda()
+        t0 = time.perf_counter()
+        tok_s, loss = train_rate(model, B, a.seq_len, a.vocab_size, a.warmup, a.steps)
+        flops = model.estimate_flops()
+        row = dict(depth=d, batch=B, params=model.num_params()["total"], flops_per_token=flops, train_tok_s=tok_s, loss=loss,
+                   mfu=flops * tok_s / peak if peak else None, peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30,
+                   decode_tok_s={b: decode_rate(model, b) for b in (1, 16)}, attention=kernels(model.config, a.seq_len),
+                   seconds=time.perf_counter() - t0)
+        out["rows"].append(row)
+        del model; torch.cuda.empty_cache()
+    print(f"{name}, peak bf16 {peak / 1e12:.0f} TFLOP/s" if peak else f"{name} (peak unknown: no MFU)")
+    print(f"{'depth':>5} {'batch':>5} {'params':>7} {'train tok/s':>12} {'MFU':>6} {'peak GiB':>8} {'decode b1':>9} {'decode b16':>10}")
+    for r in out["rows"]:
+        mfu = f"{100 * r['mfu']:5.1f}%" if r["mfu"] else "   n/a"
+        print(f"{r['depth']:>5} {r['batch']:>5} {r['params'] / 1e6:6.0f}M {r['train_tok_s']:12,.0f} {mfu:>6} {r['peak_mem_gib']:8.1f} "
+              f"{r['decode_tok_s'][1]:9,.0f} {r['decode_tok_s'][16]:10,.0f}")
+    for r in out["rows"]:   # training kernel / decoding kernel, layer by layer
+        print(f"d{r['depth']} attention (train / decode): " + ", ".join(f"{i}:{k}" for i, k in enumerate(r["attention"])))
+    with open(a.out, "w") as f: json.dump(out, f, indent=1)
+    print(f"wrote {a.out}")
+
+if __name__ == "__main__": main()
