@@ -8,6 +8,7 @@ decoding tokens/s at batch 1 and 16, and which attention kernel each layer runs 
 
     python bench/gpu.py                         # prints the table, writes bench_gpu.json
     python bench/gpu.py --depths 12 --steps 10  # quicker
+    python bench/gpu.py --estimate              # no GPU needed: the 8xH100 estimate on paper (README, "On GPUs")
 """
 import argparse, json, sys, time
 
@@ -44,6 +45,41 @@ def decode_rate(model, B, prompt=128, new=128):
         torch.cuda.synchronize()
     return B * (new - 1) / (time.perf_counter() - t0)
 
+# assumptions of the paper estimate, all stated in the README with it
+NODE_PEAK, NODE_COST = 8 * 989e12, 24.0          # 8 x H100 dense bf16 (data sheet), $ per node-hour (~$3 per GPU-hour)
+MFU_TRAIN, MFU_INFER = 0.40, 0.05                 # assumed: compiled bf16 training; batched evaluation and sampling
+OTHER_TOKENS = {  # stage -> (tokens processed, FLOPs per token as a multiple of training's 6N+attention, MFU): assumed sizes
+    "base_loss": (2 * 20 * 2**19, 1 / 3, MFU_INFER),        # train + val splits, forward only
+    "base_eval": (3e8, 1 / 3, MFU_INFER),                   # CORE: ~90k few-shot prompts x choices, forward only
+    "mid_train": (4e8, 1, MFU_TRAIN),                        # one pass over the hub mixture (SmolTalk dominates)
+    "chat_sft": (5e7, 1, MFU_TRAIN),                         # one pass over the SFT mixture, padded rows
+    "chat_eval (x2)": (2 * 1e8, 1 / 3, MFU_INFER),           # ChatCORE tasks: prompts + sampled answers
+    "chat_rl": (200 * 16 * 16 * 400, 4 / 3, MFU_INFER),      # 200 steps x 16 prompts x 16 samples x ~400 tokens: sample + train
+}
+
+def estimate(depths=(20, 26)):
+    "Wall time and cost per stage on one 8xH100 node, from the model's own FLOPs per token and the recipe's token budget."
+    import torch
+    from nanochat.gpt import GPT
+    from nanochat.scripts.base_train import derive_recipe
+    rows = []
+    for d in depths:
+        r = derive_recipe(d, vocab_size=65536, world_size=8)   # the gpu recipe: 65,536 tokens, 2,048 context, 2**19 per step
+        with torch.device("meta"): fpt = GPT(r["config"]).estimate_flops()
+        stages = {"base_train": (r["total_tokens"], 1, MFU_TRAIN), **OTHER_TOKENS}
+        for name, (tokens, mult, mfu) in stages.items():
+            h = tokens * fpt * mult / (NODE_PEAK * mfu) / 3600
+            rows.append(dict(depth=d, stage=name, params=r["params"], flops_per_token=fpt, tokens=tokens, mfu=mfu, hours=h, dollars=h * NODE_COST))
+    print(f"{'depth':>5} {'stage':<15} {'tokens':>9} {'GFLOP/tok':>9} {'MFU':>4} {'hours':>6} {'$':>5}")
+    for r in rows:
+        print(f"{r['depth']:>5} {r['stage']:<15} {r['tokens'] / 1e9:8.2f}B {r['flops_per_token'] / 1e9:9.2f} "
+              f"{r['mfu']:4.2f} {r['hours']:6.2f} {r['dollars']:5.0f}")
+    for d in depths:
+        tot = [r for r in rows if r["depth"] == d]
+        print(f"d{d}: {tot[0]['params'] / 1e6:.0f}M params, {tot[0]['flops_per_token'] / 1e9:.2f} GFLOP/token, "
+              f"total {sum(r['hours'] for r in tot):.1f} h, ${sum(r['dollars'] for r in tot):.0f}")
+    return rows
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--depths", type=int, nargs="+", default=[12, 20])
@@ -51,7 +87,9 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=2048); p.add_argument("--vocab-size", type=int, default=65536)
     p.add_argument("--warmup", type=int, default=5); p.add_argument("--steps", type=int, default=30)
     p.add_argument("--out", default="bench_gpu.json")
+    p.add_argument("--estimate", action="store_true", help="print the 8xH100 estimate on paper (no GPU needed) and exit")
     a = p.parse_args(argv)
+    if a.estimate: return estimate()
     import torch
     if not torch.cuda.is_available():
         sys.exit("bench/gpu.py needs a CUDA GPU and torch.cuda.is_available() is False here; on a CPU run bench/model.py")
