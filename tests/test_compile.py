@@ -65,3 +65,20 @@ def test_bench_gpu_without_cuda_fails_in_one_clear_line():
                        env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().splitlines() == ["bench/gpu.py needs a CUDA GPU and torch.cuda.is_available() is False here; on a CPU run bench/model.py"]
+
+def test_compiled_model_with_flex_windows_matches_the_mask_path(monkeypatch):
+    "CUDA's kernel choice forced on CPU: sliding-window layers on FlexAttention inside the compiled model (forward only:"
+    " FlexAttention has no CPU backward) give the eager mask path's loss."
+    import nanochat.gpt as gpt
+    eager = tiny()
+    for p in eager.parameters(): torch.nn.init.normal_(p, std=0.05)
+    x, y = batch()
+    with torch.no_grad(): ref = eager(x, y).item()
+    choose, used = gpt.attention_kernel, []
+    def as_on_cuda(device_type, *a, **k):
+        used.append(choose("cuda", *a, **k)); return used[-1]
+    monkeypatch.setattr(gpt, "attention_kernel", as_on_cuda)
+    compiled = torch.compile(copy.deepcopy(eager), dynamic=False)
+    with torch.no_grad(): got = compiled(x, y).item()
+    assert set(used) == {"flex_window", "sdpa_causal"}   # the 'S' layer on flex, the 'L' layer on SDPA's causal kernel
+    assert got == pytest.approx(ref, rel=1e-5)

@@ -145,5 +145,9 @@ def test_gpu_recipe_rehearsed_on_cpu_from_loopback_web_data(tmp_path):
     fetched = sorted(p.name for p in (base / "packages").glob("*/*")) if (base / "packages").exists() else []
     # what the web path fetches from packages too: identity conversations, the GPT-2/4 ranks of tok_eval, SpellingBee's words
     assert all(n.startswith(("llamafactory", "js-tiktoken", "wamerican")) for n in fetched), fetched
+    # the tokenizer read exactly the fixture's train shards (shard 1 may still be downloading when it starts, as on GPUs)
+    texts = [pq.read_table(io.BytesIO(files[f"/shards/shard_{i:05d}.parquet"])).column("text").to_pylist() for i in (0, 1)]
+    tok = json.loads((base / "report" / "tok_train.json").read_text())
+    assert (tok["docs"], tok["chars"]) in [(len(texts[0]), sum(map(len, texts[0]))), (120, sum(len(t) for ts in texts for t in ts))], tok
     core = json.loads((base / "report" / "base_eval.json").read_text())
     assert core["metric"] == "CORE" and set(core["tasks"]) == {"facts_mc", "facts_schema", "facts_lm"}
