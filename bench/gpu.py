@@ -15,34 +15,41 @@ import argparse, json, sys, time
 def kernels(config, T: int) -> list[str]:
     "Attention kernel of every layer, in training (whole sequences) and in KV-cache decoding."
     from nanochat.gpt import attention_kernel
-    return [f"{attention_kernel('cuda', w, T, T)} / {attention_kernel('cuda', w, 1, T, q_start=T - 1, cached=True)}"
+    return [f"{attention_kernel('cuda', w, T, T, compiled=True)} / {attention_kernel('cuda', w, 1, T, q_start=T - 1, cached=True)}"
             for w in config.window_sizes()]
 
-def train_rate(model, B, T, vocab, warmup, steps):
+def sync(dev):
+    import torch
+    if dev.type == "cuda": torch.cuda.synchronize()
+
+def train_rate(model, B, T, warmup, steps, compile=True):
     "tokens/s of base_train's step: compiled forward, backward, both optimizers, on random tokens."
     import torch
     from nanochat.gpt import autocast_ctx
-    fwd, opts = torch.compile(model, dynamic=False), model.setup_optimizers()
-    x = torch.randint(0, vocab, (B, T + 1), device="cuda")
+    import nanochat.optim  # noqa: F401  (adds GPT.setup_optimizers)
+    dev = model.wte.weight.device
+    fwd, opts = torch.compile(model, dynamic=False) if compile else model, model.setup_optimizers()
+    x = torch.randint(0, model.config.vocab_size, (B, T + 1), device=dev)
     for i in range(warmup + steps):
-        if i == warmup: torch.cuda.synchronize(); t0 = time.perf_counter()
-        with autocast_ctx("cuda"): loss = fwd(x[:, :-1], x[:, 1:])
+        if i == warmup: sync(dev); t0 = time.perf_counter()
+        with autocast_ctx(dev.type): loss = fwd(x[:, :-1], x[:, 1:])
         loss.backward()
         for o in opts: o.step()
         model.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
+    sync(dev)
     return B * T * steps / (time.perf_counter() - t0), loss.item()
 
 def decode_rate(model, B, prompt=128, new=128):
     "tokens/s of greedy KV-cache decoding for `B` rows (after a `prompt`-token prefill, not timed)."
     import torch
     from nanochat.gpt import autocast_ctx
-    with torch.inference_mode(), autocast_ctx("cuda"):
+    dev = model.wte.weight.device
+    with torch.inference_mode(), autocast_ctx(dev.type):
         cache = model.new_kv_cache(B, prompt + new)
-        ids = model(torch.randint(0, model.config.vocab_size, (B, prompt), device="cuda"), kv_cache=cache)[:, -1:].argmax(-1)
-        torch.cuda.synchronize(); t0 = time.perf_counter()
+        ids = model(torch.randint(0, model.config.vocab_size, (B, prompt), device=dev), kv_cache=cache)[:, -1:].argmax(-1)
+        sync(dev); t0 = time.perf_counter()
         for _ in range(new - 1): ids = model(ids, kv_cache=cache)[:, -1:].argmax(-1)
-        torch.cuda.synchronize()
+        sync(dev)
     return B * (new - 1) / (time.perf_counter() - t0)
 
 # assumptions of the paper estimate, all stated in the README with it
@@ -102,7 +109,7 @@ def main(argv=None):
         torch.manual_seed(0); torch.cuda.reset_peak_memory_stats()
         model = GPT(config_from_depth(d, vocab_size=a.vocab_size, sequence_len=a.seq_len)).cuda()
         t0 = time.perf_counter()
-        tok_s, loss = train_rate(model, B, a.seq_len, a.vocab_size, a.warmup, a.steps)
+        tok_s, loss = train_rate(model, B, a.seq_len, a.warmup, a.steps)
         flops = model.estimate_flops()
         row = dict(depth=d, batch=B, params=model.num_params()["total"], flops_per_token=flops, train_tok_s=tok_s, loss=loss,
                    mfu=flops * tok_s / peak if peak else None, peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30,

@@ -94,13 +94,16 @@ import functools
 try: from torch.nn.attention.flex_attention import flex_attention, create_block_mask
 except ImportError: flex_attention = create_block_mask = None   # torch < 2.5: the mask path everywhere
 
-def attention_kernel(device_type: str, window: int, Tq: int, Tk: int, q_start: int = 0, cached: bool = False) -> str:
+def attention_kernel(device_type: str, window: int, Tq: int, Tk: int, q_start: int = 0, cached: bool = False,
+                     compiled: bool | None = None) -> str:
     "The kernel for one attention call: 'sdpa_causal' (flash on CUDA), 'flex_window' (CUDA sliding windows) or 'sdpa_mask'."
     if q_start == 0 and Tq == Tk and window >= Tk: return "sdpa_causal"
-    # flex only for whole sequences without a KV cache: inference sees a new prompt length every call, and a kernel
-    # compiled per length would recompile again and again
-    if device_type == "cuda" and flex_attention is not None and q_start == 0 and Tq == Tk and not cached: return "flex_window"
-    return "sdpa_mask"   # CPU and MPS, and KV-cache prefill and decoding
+    compiled = torch.compiler.is_compiling() if compiled is None else compiled   # inside a torch.compile'd model?
+    # flex only where it is fused: whole sequences inside a compiled model (training). Eagerly it is plain math, and
+    # inference (KV cache) sees a new prompt length every call, which would recompile a kernel again and again
+    if device_type == "cuda" and flex_attention is not None and compiled and q_start == 0 and Tq == Tk and not cached:
+        return "flex_window"
+    return "sdpa_mask"   # CPU and MPS, eager CUDA (evaluation), KV-cache prefill and decoding
 
 # %% ../nbs/04_model.ipynb #a7e0c003
 @torch.compiler.disable   # built outside the compiled graph, once per (window, length, device), then reused
@@ -109,13 +112,9 @@ def window_block_mask(window: int, T: int, device: torch.device):
     "FlexAttention's block mask for causal attention inside a window of `window` keys."
     return create_block_mask(lambda b, h, qi, ki: (ki <= qi) & (qi - ki < window), None, None, T, T, device=device)
 
-@functools.cache
-def _compiled_flex(): return torch.compile(flex_attention, dynamic=False)
-
 def flex_window_attention(q, k, v, window: int):
-    "Sliding-window causal attention with FlexAttention: compiled (fused) unless already inside a compiled model."
-    flex = flex_attention if torch.compiler.is_compiling() or not q.is_cuda else _compiled_flex()
-    return flex(q, k, v, block_mask=window_block_mask(window, q.size(2), q.device), enable_gqa=True)
+    "Sliding-window causal attention with FlexAttention (fused by the torch.compile of the model around it)."
+    return flex_attention(q, k, v, block_mask=window_block_mask(window, q.size(2), q.device), enable_gqa=True)
 
 # %% ../nbs/04_model.ipynb #6675c81e
 def attention(q, k, v, window: int, q_start: int = 0, kernel: str | None = None, cached: bool = False):

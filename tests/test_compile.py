@@ -82,3 +82,18 @@ def test_compiled_model_with_flex_windows_matches_the_mask_path(monkeypatch):
     with torch.no_grad(): got = compiled(x, y).item()
     assert set(used) == {"flex_window", "sdpa_causal"}   # the 'S' layer on flex, the 'L' layer on SDPA's causal kernel
     assert got == pytest.approx(ref, rel=1e-5)
+
+def test_bench_gpu_measurements_run_on_cpu():
+    "bench/gpu.py's pieces on a tiny CPU model (uncompiled): the training step with both optimizers, decoding, the kernel table."
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    m = tiny()
+    before = m.lm_head.weight.detach().clone()
+    tok_s, loss = bench.train_rate(m, B=2, T=32, warmup=1, steps=2, compile=False)
+    assert tok_s > 0 and 0 < loss < 10 and not torch.equal(before, m.lm_head.weight)
+    assert bench.decode_rate(m, 3, prompt=8, new=4) > 0
+    assert bench.kernels(m.config, 64) == ["flex_window / sdpa_mask", "sdpa_causal / sdpa_mask"]
+    rows = bench.estimate(depths=(20,))
+    assert rows[0]["stage"] == "base_train" and rows[0]["tokens"] > 9e9
