@@ -23,10 +23,11 @@ while [ $# -gt 0 ]; do
     --recipe=*) RECIPE="${1#*=}"; shift;;
     --dry-run) DRY=1; SETUP=0; shift;;
     --no-setup) SETUP=0; shift;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0;;
     *) echo "unknown argument $1 (see --help)"; exit 2;;
   esac
 done
+case "$RECIPE" in auto|cpu|gpu|smoke|rehearsal) ;; *) echo "--recipe must be cpu, gpu, smoke or rehearsal, got $RECIPE"; exit 2;; esac
 t_start=$SECONDS
 [ $SETUP = 1 ] && bash dev/setup.sh
 [ $SETUP = 1 ] && source .venv/bin/activate
@@ -42,7 +43,6 @@ run nbdev-export
 BASE=$(python -c "from nanochat.common import get_base_dir; print(get_base_dir())" 2>/dev/null || echo "${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}")
 NGPU=$(python -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 [ "$RECIPE" = auto ] && { [ "$NGPU" -gt 0 ] && RECIPE=gpu || RECIPE=cpu; }
-case "$RECIPE" in cpu|gpu|smoke|rehearsal) ;; *) echo "--recipe must be cpu, gpu, smoke or rehearsal, got $RECIPE"; exit 2;; esac
 say "recipe: $RECIPE ($NGPU GPUs); artifacts in $BASE"
 
 # stage NAME SECTION COMMAND...: skip when the report section exists, stop the pipeline when it fails
