@@ -177,7 +177,9 @@ def fetch_package(registry: str, name: str, version: str = "", only=None, sdist:
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         archive = _download(registry, name, version, tmp, sdist)
         _unpack(archive, Path(tmp)/"unpacked", only)
-        os.replace(Path(tmp)/"unpacked", dest)  # atomic: the folder appears complete or not at all
+        try: os.replace(Path(tmp)/"unpacked", dest)  # atomic: the folder appears complete or not at all
+        except OSError:
+            if not dest.is_dir(): raise  # else another process (a torchrun rank) unpacked it first
     return dest
 
 # %% ../nbs/00_common.ipynb #8a1c2030

@@ -6,7 +6,8 @@ Docs: https://nanochat-course.github.io/nanochat/model.html.md"""
 
 # %% auto #0
 __all__ = ['VE_GATE_CHANNELS', 'SMEAR_CHANNELS', 'GPTConfig', 'config_from_depth', 'autocast_ctx', 'norm', 'rotary_cos_sin',
-           'apply_rotary', 'attention', 'has_ve', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'KVCache']
+           'apply_rotary', 'attention_kernel', 'window_block_mask', 'flex_window_attention', 'attention', 'has_ve',
+           'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'KVCache']
 
 # %% ../nbs/04_model.ipynb #3e320dcc
 import math
@@ -88,12 +89,41 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
 
+# %% ../nbs/04_model.ipynb #a7e0c002
+import functools
+try: from torch.nn.attention.flex_attention import flex_attention, create_block_mask
+except ImportError: flex_attention = create_block_mask = None   # torch < 2.5: the mask path everywhere
+
+def attention_kernel(device_type: str, window: int, Tq: int, Tk: int, q_start: int = 0, cached: bool = False,
+                     compiled: bool | None = None) -> str:
+    "The kernel for one attention call: 'sdpa_causal' (flash on CUDA), 'flex_window' (CUDA sliding windows) or 'sdpa_mask'."
+    if q_start == 0 and Tq == Tk and window >= Tk: return "sdpa_causal"
+    compiled = torch.compiler.is_compiling() if compiled is None else compiled   # inside a torch.compile'd model?
+    # flex only where it is fused: whole sequences inside a compiled model (training). Eagerly it is plain math, and
+    # inference (KV cache) sees a new prompt length every call, which would recompile a kernel again and again
+    if device_type == "cuda" and flex_attention is not None and compiled and q_start == 0 and Tq == Tk and not cached:
+        return "flex_window"
+    return "sdpa_mask"   # CPU and MPS, eager CUDA (evaluation), KV-cache prefill and decoding
+
+# %% ../nbs/04_model.ipynb #a7e0c003
+@torch.compiler.disable   # built outside the compiled graph, once per (window, length, device), then reused
+@functools.lru_cache(maxsize=64)
+def window_block_mask(window: int, T: int, device: torch.device):
+    "FlexAttention's block mask for causal attention inside a window of `window` keys."
+    return create_block_mask(lambda b, h, qi, ki: (ki <= qi) & (qi - ki < window), None, None, T, T, device=device)
+
+def flex_window_attention(q, k, v, window: int):
+    "Sliding-window causal attention with FlexAttention (fused by the torch.compile of the model around it)."
+    return flex_attention(q, k, v, block_mask=window_block_mask(window, q.size(2), q.device), enable_gqa=True)
+
 # %% ../nbs/04_model.ipynb #6675c81e
-def attention(q, k, v, window: int, q_start: int = 0):
+def attention(q, k, v, window: int, q_start: int = 0, kernel: str | None = None, cached: bool = False):
     "Causal attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D), each query seeing at most `window` keys."
     Tq, Tk = q.size(2), k.size(2)
-    if q_start == 0 and Tq == Tk and window >= Tk:  # plain causal: let SDPA choose its fused kernel
+    kernel = kernel or attention_kernel(q.device.type, window, Tq, Tk, q_start, cached)
+    if kernel == "sdpa_causal":  # plain causal: SDPA picks its fused (flash) kernel
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    if kernel == "flex_window": return flex_window_attention(q, k, v, window)
     qpos = torch.arange(q_start, q_start + Tq, device=q.device)[:, None]
     kpos = torch.arange(Tk, device=q.device)[None, :]
     mask = (kpos <= qpos) & (qpos - kpos < window)  # (Tq, Tk): the past, inside the window
@@ -131,7 +161,7 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:
             q_start = kv_cache.pos
             k, v = kv_cache.insert(self.layer_idx, k, v)  # all keys/values so far: (B, Hkv, pos+T, D)
-        y = attention(q, k.type_as(q), v.type_as(q), window, q_start)
+        y = attention(q, k.type_as(q), v.type_as(q), window, q_start, cached=kv_cache is not None)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 # %% ../nbs/04_model.ipynb #9ffef926

@@ -63,7 +63,7 @@ TASKS = {  # name -> (args -> (train task, held-out task))
     "arithmetic": lambda a: (Arithmetic(size=100_000, split="train", max_digits=a.max_digits),
                              Arithmetic(size=1000, split="test", max_digits=a.max_digits)),
     "spellingbee": lambda a: (SpellingBee(size=100_000, split="train"), SpellingBee(size=1000, split="test")),
-    "gsm8k": lambda a: (GSM8K(split="train", size=8000), GSM8K(split="test")),
+    "gsm8k": lambda a: (GSM8K(split="train", size=8000, source=a.data_source), GSM8K(split="test", source=a.data_source)),
 }
 
 def parse_args(argv=None):
@@ -71,6 +71,7 @@ def parse_args(argv=None):
     p.add_argument("--source", default="sft", choices=["mid", "sft"], help="the stage to start from")
     p.add_argument("--model-tag", default=None, help="default: the source stage's latest"); p.add_argument("--model-step", type=int, default=None)
     p.add_argument("--task", default="gsm8k", choices=list(TASKS), help="use arithmetic on a CPU (a tiny model partly solves it)")
+    p.add_argument("--data-source", default="local", choices=["local", "hf"], help="gsm8k's data: 'local' (packages) or 'hf' (the hub)")
     p.add_argument("--max-digits", type=int, default=4, help="arithmetic: numbers of up to this many digits")
     p.add_argument("--num-steps", type=int, default=200); p.add_argument("--prompts-per-step", type=int, default=16, help="all processes together")
     p.add_argument("--num-samples", type=int, default=16, help="replies per prompt (the group)")

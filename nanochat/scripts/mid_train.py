@@ -84,6 +84,7 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     p.add_argument("--mixture-size", type=int, default=10_000, help="size of train_mixture (examples of each procedural task)")
     p.add_argument("--arithmetic-size", type=int, default=-1, help="Arithmetic examples in the mixture (-1: like the other procedural tasks)")
     p.add_argument("--arithmetic-digits", type=int, default=4, help="Arithmetic's numbers have up to this many digits")
+    p.add_argument("--data-source", default="local", choices=["local", "hf"], help="task data: 'local' (packages) or 'hf' (the hub; GPU recipe)")
     p.add_argument("--val-conversations", type=int, default=val_conversations, help="conversations held out of the mixture for val loss")
     p.add_argument("--eval-steps", type=int, default=20, help="val batches per evaluation (per process)")
     p.add_argument("--matrix-lr", type=float, default=0.02); p.add_argument("--embedding-lr", type=float, default=0.2)
@@ -148,7 +149,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     T, B = args.max_seq_len if args.max_seq_len > 0 else model.config.sequence_len, args.device_batch_size
     accum = grad_accum(args, B, T, world)
     if task is None:
-        task = train_mixture(stage, size=args.mixture_size, seed=args.seed, arithmetic_digits=args.arithmetic_digits,
+        task = train_mixture(stage, args.data_source, size=args.mixture_size, seed=args.seed, arithmetic_digits=args.arithmetic_digits,
                              arithmetic_size=None if args.arithmetic_size < 0 else args.arithmetic_size)
     if not 0 < args.val_conversations < len(task):
         raise ValueError(f"--val-conversations {args.val_conversations}: hold out between 1 and {len(task) - 1} of the {len(task)} conversations")
