@@ -23,11 +23,11 @@ STAGE_COMMANDS = {
     "rl": "python -m nanochat.scripts.chat_rl",
 }
 
-def checkpoint_dir(stage: str, tag: str) -> Path:
+def checkpoint_dir(stage: str, tag: str, base_dir=None) -> Path:
     "The folder holding all checkpoints of model `tag` at `stage`."
     if stage not in STAGE_COMMANDS: raise ValueError(f"unknown stage {stage!r}: use one of {', '.join(STAGE_COMMANDS)}")
     if not re.fullmatch(r"[\w.-]+", tag or ""): raise ValueError(f"bad model tag {tag!r}: use letters, digits, '.', '-', '_' (e.g. d4)")
-    return get_base_dir()/"checkpoints"/stage/tag
+    return get_base_dir(base_dir)/"checkpoints"/stage/tag
 
 # %% ../nbs/06_checkpoint.ipynb #f058d64a
 def rng_state() -> dict:
@@ -56,10 +56,10 @@ def _discard(d: Path):
 def _barrier():
     if dist.is_available() and dist.is_initialized(): dist.barrier()
 
-def save_checkpoint(stage, tag, step, model_state, meta, optim_state=None, extra=None, keep=2):
+def save_checkpoint(stage, tag, step, model_state, meta, optim_state=None, extra=None, keep=2, base_dir=None):
     "Atomically save a checkpoint of `tag` at `stage`/`step`; every rank calls this. Returns its folder."
     _, rank, _, world = get_dist_info()
-    root = checkpoint_dir(stage, tag); root.mkdir(parents=True, exist_ok=True)
+    root = checkpoint_dir(stage, tag, base_dir); root.mkdir(parents=True, exist_ok=True)
     final, tmp = root/_step_name(step), root/f".tmp_{_step_name(step)}"
     if rank == 0:
         for debris in [tmp, *root.glob(".old_step_*")]: shutil.rmtree(debris, ignore_errors=True)  # left by an earlier crash
@@ -73,14 +73,14 @@ def save_checkpoint(stage, tag, step, model_state, meta, optim_state=None, extra
     if rank == 0:
         if final.exists(): _discard(final)  # re-saving a step replaces it
         os.replace(tmp, final)
-        for old in list_steps(stage, tag)[:-keep] if keep else []: _discard(root/_step_name(old))
+        for old in list_steps(stage, tag, base_dir)[:-keep] if keep else []: _discard(root/_step_name(old))
     _barrier()
     return final
 
 # %% ../nbs/06_checkpoint.ipynb #b4271cc1
-def list_steps(stage: str, tag: str) -> list[int]:
+def list_steps(stage: str, tag: str, base_dir=None) -> list[int]:
     "Steps of the complete checkpoints of `tag` at `stage`, oldest first."
-    root = checkpoint_dir(stage, tag)
+    root = checkpoint_dir(stage, tag, base_dir)
     if not root.is_dir(): return []
     return sorted(int(m[1]) for p in root.iterdir() if (m := re.fullmatch(r"step_(\d{6,})", p.name)))
 
@@ -88,13 +88,13 @@ def _missing(stage, tag, why):
     return FileNotFoundError(f"{why}. Make one with: {STAGE_COMMANDS[stage]} (model tag {tag!r})")
 
 # %% ../nbs/06_checkpoint.ipynb #35ba5674
-def load_checkpoint(stage, tag, step=None, device="cpu", load_optimizer=False):
+def load_checkpoint(stage, tag, step=None, device="cpu", load_optimizer=False, base_dir=None):
     "Load `(model_state, meta, rank_state)` of `tag` at `stage` (latest step unless given). `rank_state` is None unless `load_optimizer`."
-    steps = list_steps(stage, tag)
-    if not steps: raise _missing(stage, tag, f"no {stage} checkpoint for model {tag!r} in {checkpoint_dir(stage, tag)}")
+    steps = list_steps(stage, tag, base_dir)
+    if not steps: raise _missing(stage, tag, f"no {stage} checkpoint for model {tag!r} in {checkpoint_dir(stage, tag, base_dir)}")
     step = steps[-1] if step is None else step
     if step not in steps: raise _missing(stage, tag, f"no {stage} checkpoint of {tag!r} at step {step} (have steps {steps})")
-    d = checkpoint_dir(stage, tag)/_step_name(step)
+    d = checkpoint_dir(stage, tag, base_dir)/_step_name(step)
     try:
         meta = json.loads((d/"meta.json").read_text())
         model_state = torch.load(d/"model.pt", map_location=device)
@@ -111,19 +111,19 @@ def load_checkpoint(stage, tag, step=None, device="cpu", load_optimizer=False):
     return model_state, meta, rank_state
 
 # %% ../nbs/06_checkpoint.ipynb #3453bcc3
-def latest_tag(stage: str) -> str:
+def latest_tag(stage: str, base_dir=None) -> str:
     "The model tag of `stage` whose newest checkpoint was written last."
-    root = get_base_dir()/"checkpoints"/stage
-    tags = [d for d in root.iterdir() if d.is_dir() and list_steps(stage, d.name)] if root.is_dir() else []
+    root = get_base_dir(base_dir)/"checkpoints"/stage
+    tags = [d for d in root.iterdir() if d.is_dir() and list_steps(stage, d.name, base_dir)] if root.is_dir() else []
     if not tags: raise _missing(stage, "d<depth>", f"no {stage} checkpoints in {root}")
-    return max(tags, key=lambda d: (d/f"step_{list_steps(stage, d.name)[-1]:06d}").stat().st_mtime).name
+    return max(tags, key=lambda d: (d/f"step_{list_steps(stage, d.name, base_dir)[-1]:06d}").stat().st_mtime).name
 
-def load_model(stage: str, tag: str | None = None, step: int | None = None, device="cpu"):
+def load_model(stage: str, tag: str | None = None, step: int | None = None, device="cpu", base_dir=None):
     "`(model, tokenizer, meta)` of `stage`/`tag` (default: the latest) at `step` (default: the last), in eval mode."
     from nanochat.gpt import GPT, GPTConfig
     from nanochat.tokenizer import get_tokenizer
-    tag = tag or latest_tag(stage)
-    state, meta, _ = load_checkpoint(stage, tag, step, device)
+    tag = tag or latest_tag(stage, base_dir)
+    state, meta, _ = load_checkpoint(stage, tag, step, device, base_dir=base_dir)
     model = GPT(GPTConfig(**meta["config"])).to(device)
     model.load_state_dict(state)
-    return model.eval(), get_tokenizer(), meta
+    return model.eval(), get_tokenizer(base_dir), meta

@@ -16,9 +16,9 @@ import torch
 import torch.distributed as dist
 
 # %% ../nbs/00_common.ipynb #3cd8bc50
-def get_base_dir() -> Path:
-    "The root folder for every artifact: `$NANOCHAT_BASE_DIR`, else `~/.cache/nanochat`."
-    d = Path(os.environ.get("NANOCHAT_BASE_DIR") or Path.home()/".cache"/"nanochat").expanduser()
+def get_base_dir(base_dir=None) -> Path:
+    "The root folder for every artifact: `base_dir` if given, else `$NANOCHAT_BASE_DIR`, else `~/.cache/nanochat`."
+    d = Path(base_dir or os.environ.get("NANOCHAT_BASE_DIR") or Path.home()/".cache"/"nanochat").expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -167,10 +167,10 @@ def _unpack(archive: Path, dest: Path, only):
             t.extractall(dest, members=[m for m in t.getmembers() if keep(m.name) and (m.isfile() or m.isdir())], filter="data")
 
 # %% ../nbs/00_common.ipynb #9a8ac91c
-def fetch_package(registry: str, name: str, version: str = "", only=None, sdist: bool = False) -> Path:
+def fetch_package(registry: str, name: str, version: str = "", only=None, sdist: bool = False, base_dir=None) -> Path:
     "Fetch `name==version` from `registry` (pypi, npm, debian) and unpack it under the base dir; cached."
     sel = "-" + hashlib.sha256(repr(sorted(only)).encode()).hexdigest()[:8] if only else ""  # a partial unpack is its own entry
-    dest = get_base_dir()/"packages"/registry/f"{name.replace('/', '__')}-{version or 'latest'}{sel}"
+    dest = get_base_dir(base_dir)/"packages"/registry/f"{name.replace('/', '__')}-{version or 'latest'}{sel}"
     if dest.is_dir(): return dest
     _check_client(registry)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -185,15 +185,15 @@ def fetch_package(registry: str, name: str, version: str = "", only=None, sdist:
 # %% ../nbs/00_common.ipynb #8a1c2030
 import json
 
-def write_report(section: str, data: dict) -> Path:
+def write_report(section: str, data: dict, base_dir=None) -> Path:
     "Save `data` (JSON-able) as the report section `section`; returns the file."
-    d = get_base_dir()/"report"; d.mkdir(exist_ok=True)
+    d = get_base_dir(base_dir)/"report"; d.mkdir(exist_ok=True)
     tmp, out = d/f".{section}.json.tmp", d/f"{section}.json"
     tmp.write_text(json.dumps({"section": section, "time": time.strftime("%Y-%m-%d %H:%M:%S"), **data}, indent=1, default=str))
     os.replace(tmp, out)
     return out
 
-def read_report(section: str) -> dict | None:
+def read_report(section: str, base_dir=None) -> dict | None:
     "A report section written by `write_report`, or None if that stage has not run."
-    f = get_base_dir()/"report"/f"{section}.json"
+    f = get_base_dir(base_dir)/"report"/f"{section}.json"
     return json.loads(f.read_text()) if f.exists() else None

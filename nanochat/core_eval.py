@@ -154,12 +154,12 @@ def write_bundle(dest, name: str, tasks: list[dict], data: dict, missing=()):
 # %% ../nbs/07b_core_eval.ipynb #4a31123c
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
 
-def download_eval_bundle(url: str | None = None) -> Path:
+def download_eval_bundle(url: str | None = None, base_dir=None) -> Path:
     "DCLM's CORE eval bundle in `<base>/eval_bundle`, downloaded and unpacked on first use."
-    dest = get_base_dir()/"eval_bundle"
+    dest = get_base_dir(base_dir)/"eval_bundle"
     if (dest/"core.yaml").exists(): return dest
     url = url or os.environ.get("NANOCHAT_EVAL_BUNDLE_URL") or EVAL_BUNDLE_URL
-    with tempfile.TemporaryDirectory(dir=get_base_dir()) as tmp:
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         zpath = Path(tmp)/"bundle.zip"
         try:
             with urllib.request.urlopen(url, timeout=60) as r, open(zpath, "wb") as f: shutil.copyfileobj(r, f)

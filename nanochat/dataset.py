@@ -21,10 +21,10 @@ from tqdm import tqdm
 from .common import get_base_dir, fetch_package, MissingClient
 
 # %% ../nbs/01_dataset.ipynb #9b302d58
-def data_dir() -> Path:
-    "The shard folder: `$NANOCHAT_DATA_DIR` if set, else `get_base_dir()/'base_data'` (the embedded corpus)."
+def data_dir(base_dir=None) -> Path:
+    "The shard folder: `$NANOCHAT_DATA_DIR` if set, else `get_base_dir(base_dir)/'base_data'` (the embedded corpus)."
     d = os.environ.get("NANOCHAT_DATA_DIR")
-    return Path(d).expanduser() if d else get_base_dir()/"base_data"
+    return Path(d).expanduser() if d else get_base_dir(base_dir)/"base_data"
 
 def _resolve(d=None) -> Path: return Path(d) if d is not None else data_dir()
 

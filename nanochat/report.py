@@ -93,10 +93,10 @@ def section_md(name: str, data: dict) -> str:
     return "\n".join(out)
 
 # %% ../nbs/15_report.ipynb #449f4c8f
-def generate_report(out_dir=None, wall_time_s=None, gpu_hour_usd=3.0) -> Path:
-    "Write `report.md` and its plots into `out_dir` (default `<base>/report`) from the stages' sections."
-    out_dir = Path(out_dir or get_base_dir()/"report"); out_dir.mkdir(parents=True, exist_ok=True)
-    sections = {n: s for n in SECTIONS if (s := read_report(n))}
+def generate_report(out_dir=None, wall_time_s=None, gpu_hour_usd=3.0, base_dir=None) -> Path:
+    "Write `report.md` and its plots into `out_dir` (default `<base>/report`) from the stages' sections in `base_dir`."
+    out_dir = Path(out_dir or get_base_dir(base_dir)/"report"); out_dir.mkdir(parents=True, exist_ok=True)
+    sections = {n: s for n in SECTIONS if (s := read_report(n, base_dir))}
     env, size = environment(), code_size()
     md = ["# nanochat report card", "", f"generated {time.strftime('%Y-%m-%d %H:%M:%S')}", "", "## Environment", ""]
     md += [f"- {k}: {v}" for k, v in env.items()]
@@ -125,8 +125,9 @@ def main(argv=None):
     p.add_argument("--out-dir", default=None, help="default: <base>/report")
     p.add_argument("--wall-time", type=float, default=None, help="seconds the whole run took (speedrun.sh passes it)")
     p.add_argument("--gpu-hour-usd", type=float, default=3.0)
+    p.add_argument("--base-dir", default=None, help="whose report sections to read (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
-    path = generate_report(a.out_dir, a.wall_time, a.gpu_hour_usd)
+    path = generate_report(a.out_dir, a.wall_time, a.gpu_hour_usd, a.base_dir)
     print(f"report: {path}")
     return path
 

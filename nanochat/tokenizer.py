@@ -122,13 +122,13 @@ def _from_directory(cls, directory=None) -> Tokenizer:
 
 Tokenizer.from_directory = classmethod(_from_directory)
 
-def get_tokenizer() -> Tokenizer:
-    "The tokenizer trained by `tok_train`, from `get_base_dir()/'tokenizer'`."
-    return Tokenizer.from_directory()
+def get_tokenizer(base_dir=None) -> Tokenizer:
+    "The tokenizer trained by `tok_train`, from `get_base_dir(base_dir)/'tokenizer'`."
+    return Tokenizer.from_directory(get_base_dir(base_dir)/"tokenizer")
 
-def get_token_bytes(device="cpu") -> torch.Tensor:
+def get_token_bytes(device="cpu", base_dir=None) -> torch.Tensor:
     "The saved byte length of every token id (0 for special tokens), on `device`."
-    return torch.load(_tokenizer_dir(need="token_bytes.pt")/"token_bytes.pt", map_location=device)
+    return torch.load(_tokenizer_dir(get_base_dir(base_dir)/"tokenizer", "token_bytes.pt")/"token_bytes.pt", map_location=device)
 
 # %% ../nbs/02_tokenizer.ipynb #a3bdcc52
 # part type -> (opening special token, closing special token, trained on?)

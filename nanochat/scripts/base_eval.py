@@ -24,14 +24,15 @@ def main(argv=None):
     p.add_argument("--max-per-task", type=int, default=None, help="examples per task (default: all; CPU runs use ~100)")
     p.add_argument("--tasks", default=None, help="comma-separated task labels (default: all in the bundle)")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"])
+    p.add_argument("--base-dir", default=None, help="where the checkpoint and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat; bundles stay cached there)")
     a = p.parse_args(argv)
     ddp, rank, _, _, device = compute_init(a.device_type)
-    model, tokenizer, meta = load_model("base", a.model_tag, a.step, device)
+    model, tokenizer, meta = load_model("base", a.model_tag, a.step, device, base_dir=a.base_dir)
     with torch.no_grad(), autocast_ctx(device.type):
         out = evaluate_core(model, tokenizer, device, a.bundle, a.max_per_task, a.tasks.split(",") if a.tasks else None)
     print0(f"{out['metric']}: {out['core_metric']:.4f} over {len(out['results'])} tasks (step {meta['step']})")
     if out["missing"]: print0(f"not in this bundle: {', '.join(out['missing'])}")
-    if rank == 0: write_report("base_eval", {"step": meta["step"], "max_per_task": a.max_per_task, **out})
+    if rank == 0: write_report("base_eval", {"step": meta["step"], "max_per_task": a.max_per_task, **out}, a.base_dir)
     compute_cleanup()
     return out
 

@@ -15,17 +15,18 @@ from ..tokenizer import get_token_bytes
 from ..gpt import autocast_ctx
 from ..checkpoint import load_model
 from ..dataloader import data_loader
+from ..dataset import data_dir
 from ..loss_eval import evaluate_bpb
 from .base_train import sample_prompts
 
 # %% ../../nbs/08a_base_loss.ipynb #cf34614c
-def split_bpb(model, tokenizer, split, tokens, batch_size, device):
-    "Bits per byte of `model` on about `tokens` tokens of `split`, shared across processes."
+def split_bpb(model, tokenizer, split, tokens, batch_size, device, data_dir=None, base_dir=None):
+    "Bits per byte of `model` on about `tokens` tokens of `split` (shards in `data_dir`), shared across processes."
     T, world = model.config.sequence_len, get_dist_info()[3]
     steps = max(1, tokens // (batch_size * T * world))
-    loader = data_loader(tokenizer, batch_size, T, split, device)
+    loader = data_loader(tokenizer, batch_size, T, split, device, data_dir=data_dir)
     with torch.no_grad(), autocast_ctx(device.type):
-        return evaluate_bpb(model, ((x, y) for x, y, _ in loader), steps, get_token_bytes(device))
+        return evaluate_bpb(model, ((x, y) for x, y, _ in loader), steps, get_token_bytes(device, base_dir))
 
 # %% ../../nbs/08a_base_loss.ipynb #056d5f9f
 def main(argv=None):
@@ -35,14 +36,17 @@ def main(argv=None):
     p.add_argument("--split-tokens", type=int, default=20 * 2**19, help="tokens per split")
     p.add_argument("--device-batch-size", type=int, default=32)
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"])
+    p.add_argument("--base-dir", default=None, help="where the checkpoint, tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
+    p.add_argument("--data-dir", default=None, help="shard folder (default: $NANOCHAT_DATA_DIR, else <base dir>/base_data)")
     a = p.parse_args(argv)
     ddp, rank, _, _, device = compute_init(a.device_type)
-    model, tokenizer, meta = load_model("base", a.model_tag, a.step, device)
-    res = {split: split_bpb(model, tokenizer, split, a.split_tokens, a.device_batch_size, device) for split in ("train", "val")}
+    model, tokenizer, meta = load_model("base", a.model_tag, a.step, device, base_dir=a.base_dir)
+    shards = a.data_dir or data_dir(a.base_dir)
+    res = {split: split_bpb(model, tokenizer, split, a.split_tokens, a.device_batch_size, device, shards, a.base_dir) for split in ("train", "val")}
     print0(f"base model at step {meta['step']}: train bpb {res['train']:.4f} | val bpb {res['val']:.4f}")
     samples = sample_prompts(model, tokenizer) if rank == 0 else []
     for s in samples: print0("  " + s.replace("\n", " "))
-    if rank == 0: write_report("base_loss", {"step": meta["step"], "train_bpb": res["train"], "val_bpb": res["val"], "samples": samples})
+    if rank == 0: write_report("base_loss", {"step": meta["step"], "train_bpb": res["train"], "val_bpb": res["val"], "samples": samples}, a.base_dir)
     compute_cleanup()
     return res
 

@@ -18,6 +18,7 @@ from ..tokenizer import get_tokenizer, get_token_bytes
 from ..gpt import GPT, config_from_depth, autocast_ctx
 import nanochat.optim  # adds GPT.setup_optimizers
 from ..dataloader import data_loader
+from ..dataset import data_dir
 from ..checkpoint import save_checkpoint, load_checkpoint, list_steps
 from ..loss_eval import evaluate_bpb
 
@@ -75,7 +76,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--wandb", default=None, help="a wandb run name to log to (off by default; needs `pip install wandb`)")
     p.add_argument("--buffer-docs", type=int, default=1000, help="documents the packer chooses from (03_dataloader)")
+    p.add_argument("--base-dir", default=None, help="where the tokenizer is read and checkpoints and report written (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
+    p.add_argument("--data-dir", default=None, help="shard folder (default: $NANOCHAT_DATA_DIR, else <base dir>/base_data)")
     a = p.parse_args(argv)
+    a.data_dir = str(a.data_dir or data_dir(a.base_dir))
     for k in ("depth", "max_seq_len", "device_batch_size", "total_batch_size", "eval_tokens", "buffer_docs", "log_every"):
         if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be at least 1, got {getattr(a, k)}")
     world = get_dist_info()[3]
@@ -83,8 +87,8 @@ def parse_args(argv=None):
         p.error(f"--total-batch-size {a.total_batch_size} is not a multiple of device_batch_size x max_seq_len x world_size "
                 f"= {a.device_batch_size} x {a.max_seq_len} x {world}")
     a.model_tag = a.model_tag or f"d{a.depth}"
-    if a.resume_from_step >= 0 and a.resume_from_step not in list_steps("base", a.model_tag):
-        p.error(f"no checkpoint of {a.model_tag!r} at step {a.resume_from_step} to resume (have {list_steps('base', a.model_tag)}); "
+    if a.resume_from_step >= 0 and a.resume_from_step not in list_steps("base", a.model_tag, a.base_dir):
+        p.error(f"no checkpoint of {a.model_tag!r} at step {a.resume_from_step} to resume (have {list_steps('base', a.model_tag, a.base_dir)}); "
                 f"make one with: python -m nanochat.scripts.base_train --save-every N")
     return a
 
@@ -93,7 +97,7 @@ def _evaluate(model, tokenizer, args, device, token_bytes, autocast):
     "Val bits per byte over `--eval-tokens` tokens (split across processes)."
     world = get_dist_info()[3]
     steps = max(1, args.eval_tokens // (args.device_batch_size * args.max_seq_len * world))
-    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "val", device, buffer_docs=args.buffer_docs)
+    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "val", device, buffer_docs=args.buffer_docs, data_dir=args.data_dir)
     model.eval()
     with torch.no_grad(), autocast: bpb = evaluate_bpb(model, ((x, y) for x, y, _ in loader), steps, token_bytes)
     model.train()
@@ -112,7 +116,7 @@ def train(args):
     ddp, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
     device_type = device.type
     autocast = autocast_ctx(device_type)
-    tokenizer, token_bytes = get_tokenizer(), get_token_bytes(device)
+    tokenizer, token_bytes = get_tokenizer(args.base_dir), get_token_bytes(device, args.base_dir)
     r = derive_recipe(args.depth, args.max_seq_len, tokenizer.vocab_size, args.device_batch_size, args.total_batch_size,
                       world, args.target_param_data_ratio, args.num_iterations)
     model = GPT(r["config"]).to(device)
@@ -120,7 +124,7 @@ def train(args):
     optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, args.scalar_lr, args.weight_decay)
     step, loader_state, smooth, metrics = 0, None, 0.0, {"val_bpb": [], "train_loss": []}
     if args.resume_from_step >= 0:
-        sd, meta, rs = load_checkpoint("base", args.model_tag, args.resume_from_step, device, load_optimizer=True)
+        sd, meta, rs = load_checkpoint("base", args.model_tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
         model.load_state_dict(sd)
         for o, s in zip(optimizers, rs["optimizer"]): o.load_state_dict(s)
         step, loader_state, smooth, metrics = meta["step"], rs["loader"], meta["smooth_loss"], meta["metrics"]
@@ -132,7 +136,7 @@ def train(args):
     flops_per_token, peak = model.estimate_flops(), get_peak_flops() if device_type == "cuda" else None
     print0(f"d{args.depth}: {r['params']:,} params, {n} steps x {args.total_batch_size:,} tokens = {r['total_tokens']:,} tokens, "
            f"grad accum {r['grad_accum']}, {world} process(es) on {device_type}")
-    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "train", device, state=loader_state, buffer_docs=args.buffer_docs)
+    loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "train", device, state=loader_state, buffer_docs=args.buffer_docs, data_dir=args.data_dir)
     x, y, next_state = next(loader)
     every = lambda k: k > 0 and step % k == 0
     t_train, timed, t0 = 0.0, 0, time.perf_counter()
@@ -146,7 +150,7 @@ def train(args):
         if (last or every(args.save_every)) and step > 0 and not (args.resume_from_step == step):
             meta = dict(config=r["config"].__dict__, args=vars(args), smooth_loss=smooth, metrics=metrics)
             save_checkpoint("base", args.model_tag, step, model.state_dict(), meta,
-                            optim_state=[o.state_dict() for o in optimizers], extra={"loader": loader_state})
+                            optim_state=[o.state_dict() for o in optimizers], extra={"loader": loader_state}, base_dir=args.base_dir)
         if last: break
         # --- one optimizer step
         torch.cuda.synchronize() if device_type == "cuda" else None
@@ -179,7 +183,7 @@ def train(args):
     result = dict(depth=args.depth, params=r["params"], steps=n, tokens=r["total_tokens"], val_bpb=metrics["val_bpb"][-1][1],
                   min_val_bpb=min(b for _, b in metrics["val_bpb"]), train_time_s=t_train, wall_time_s=time.perf_counter() - t0,
                   val_bpb_curve=metrics["val_bpb"], train_loss_curve=metrics["train_loss"], device=device_type, world_size=world)
-    if rank == 0: write_report("base_train", {**result, "args": vars(args)})
+    if rank == 0: write_report("base_train", {**result, "args": vars(args)}, args.base_dir)
     compute_cleanup()
     return result
 

@@ -56,13 +56,14 @@ def parse_args(argv=None):
     p.add_argument("--max-tokens", type=int, default=512, help="longest reply, in tokens")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device-type", default="", choices=["", "cuda", "mps", "cpu"], help="default: autodetect")
+    p.add_argument("--base-dir", default=None, help="where the checkpoints and tokenizer are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     return p.parse_args(argv)
 
 # %% ../../nbs/14a_chat_cli.ipynb #effcf0e3
 def main(argv=None):
     args = parse_args(argv)
     *_, device = compute_init(args.device_type or None, seed=args.seed)
-    try: model, tokenizer, meta = load_model(args.source, args.model_tag, args.step, device=device)
+    try: model, tokenizer, meta = load_model(args.source, args.model_tag, args.step, device=device, base_dir=args.base_dir)
     except FileNotFoundError as e:           # no checkpoint (or tokenizer): the message names the command that makes one
         print(f"error: {e}", file=sys.stderr); raise SystemExit(1)
     engine = Engine(model, tokenizer)

@@ -119,6 +119,7 @@ def parse_args(argv=None):
     p.add_argument("--data-source", default="local", choices=["local", "hf"])
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"], help="default: autodetect")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--base-dir", default=None, help="where the checkpoint, tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
     a.tasks = a.task_name.split("|")
     if bad := [t for t in a.tasks if t not in TASKS]: p.error(f"unknown task(s) {bad}: choose from {', '.join(TASKS)}")
@@ -128,7 +129,7 @@ def parse_args(argv=None):
 def evaluate(args) -> tuple[dict, float]:
     "Evaluate the checkpoint `args` names on each task; print the table; return (results, ChatCORE)."
     _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
-    model, tokenizer, meta = load_model(args.source, args.model_tag, args.step, device)
+    model, tokenizer, meta = load_model(args.source, args.model_tag, args.step, device, base_dir=args.base_dir)
     engine, max_len, results = Engine(model, tokenizer), model.config.sequence_len, {}
     for name in args.tasks:
         task, t0 = TASKS[name](args.data_source), time.perf_counter()
@@ -145,7 +146,7 @@ def evaluate(args) -> tuple[dict, float]:
     label = "ChatCORE" if sorted(scored) == sorted(CHATCORE_TASKS) else f"ChatCORE over {'|'.join(scored)}"
     print0(format_table(results, core, label))
     if rank == 0: write_report(f"chat_eval_{args.source}", dict(results=results, chatcore=core, chatcore_label=label,
-                                                               model_step=meta.get("step"), world_size=world, args=vars(args)))
+                                                               model_step=meta.get("step"), world_size=world, args=vars(args)), args.base_dir)
     compute_cleanup()
     return results, core
 

@@ -86,6 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--save-every", type=int, default=-1, help="-1: only at the end")
     p.add_argument("--resume-from-step", type=int, default=-1, help="continue an rl run from its checkpoint at this step")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"]); p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--base-dir", default=None, help="where the checkpoints, tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
     _positive(p, a, "num_steps", "prompts_per_step", "device_batch_size", "max_digits")
     if a.num_samples < 2: p.error(f"--num-samples {a.num_samples}: need at least 2 replies per prompt for a group baseline")
@@ -124,14 +125,14 @@ def train(args) -> dict:
     "RL-finetune the `--source` model on `--task`; returns the metrics."
     _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
     autocast = autocast_ctx(device.type)
-    tag = args.model_tag or latest_tag(args.source)   # the rl checkpoints keep the source's tag
-    model, tokenizer, _ = load_model(args.source, tag, args.model_step, device)
+    tag = args.model_tag or latest_tag(args.source, args.base_dir)   # the rl checkpoints keep the source's tag
+    model, tokenizer, _ = load_model(args.source, tag, args.model_step, device, base_dir=args.base_dir)
     optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, weight_decay=args.weight_decay)
     for o in optimizers:
         for g in o.param_groups: g["lr"] = g["initial_lr"] = g["initial_lr"] * args.init_lr_frac
     step, metrics = 0, dict(reward=[], passk=[], eval=[])
     if args.resume_from_step >= 0:
-        sd, m, rs = load_checkpoint("rl", tag, args.resume_from_step, device, load_optimizer=True)
+        sd, m, rs = load_checkpoint("rl", tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
         model.load_state_dict(sd)
         for o, s in zip(optimizers, rs["optimizer"]): o.load_state_dict(s)
         step, metrics = m["step"], m["metrics"]
@@ -148,7 +149,7 @@ def train(args) -> dict:
             metrics["eval"].append(e); print0(f"step {step:4d} | held-out pass@1 {e['pass1']:.4f} | pass@{args.eval_samples} {e['passk']:.4f}")
         if (last or (args.save_every > 0 and step % args.save_every == 0)) and step > 0 and step != args.resume_from_step:
             save_checkpoint("rl", tag, step, model.state_dict(), dict(config=model.config.__dict__, args=vars(args), metrics=metrics),
-                            optim_state=[o.state_dict() for o in optimizers])
+                            optim_state=[o.state_dict() for o in optimizers], base_dir=args.base_dir)
         if last: break
         first = step * args.prompts_per_step   # the questions of this step; this process takes every world-th
         convs = [train_task[(first + j) % len(train_task)] for j in range(rank, args.prompts_per_step, world)]
@@ -165,7 +166,7 @@ def train(args) -> dict:
     result = dict(task=args.task, steps=n, reward_curve=metrics["reward"], passk_curve=metrics["passk"], eval=metrics["eval"],
                   reward_first_last_fifth=[round(r, 4) for r in fifths(metrics["reward"])],
                   first_eval=metrics["eval"][0], final_eval=metrics["eval"][-1], wall_time_s=time.perf_counter() - t0, world_size=world)
-    if rank == 0: write_report("chat_rl", {**result, "args": vars(args)})
+    if rank == 0: write_report("chat_rl", {**result, "args": vars(args)}, args.base_dir)
     compute_cleanup()
     return result
 

@@ -147,14 +147,14 @@ class WorkerPool:
                     devices=[dict(id=w.id, device=w.device, served=w.served) for w in self.workers])
 
 # %% ../../nbs/14_chat_web.ipynb #c56243f0
-def load_workers(source="sft", tag=None, step=None, device_type=None, num_workers=None) -> list[Worker]:
+def load_workers(source="sft", tag=None, step=None, device_type=None, num_workers=None, base_dir=None) -> list[Worker]:
     "One worker per GPU (or `num_workers` of them), else `num_workers` (default 1) replicas on the CPU/MPS."
     device_type = device_type or autodetect_device_type()
     if device_type == "cuda": devices = [f"cuda:{i % torch.cuda.device_count()}" for i in range(num_workers or torch.cuda.device_count())]
     else: devices = [device_type] * (num_workers or 1)
     workers = []
     for i, dev in enumerate(devices):
-        model, tok, meta = load_model(source, tag, step, device=dev)
+        model, tok, meta = load_model(source, tag, step, device=dev, base_dir=base_dir)
         workers.append(Worker(i, dev, Engine(model, tok), tok, model.config.sequence_len))
     return workers
 
@@ -339,9 +339,10 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=0.8); p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--max-tokens", type=int, default=512, help="default reply length cap of a request")
     p.add_argument("--body-timeout", type=float, default=10.0, help="seconds a client has to send its whole request body (else 408)")
+    p.add_argument("--base-dir", default=None, help="where the checkpoints and tokenizer are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
     import uvicorn
-    try: workers = load_workers(a.source, a.model_tag, a.step, a.device_type, a.num_workers)
+    try: workers = load_workers(a.source, a.model_tag, a.step, a.device_type, a.num_workers, a.base_dir)
     except FileNotFoundError as e: raise SystemExit(f"chat_web: {e}") from None   # names the command that makes the checkpoint
     print(f"serving {a.source} model on {', '.join(w.device for w in workers)} at http://{a.host}:{a.port}", flush=True)
     app = make_app(WorkerPool(workers), a.temperature, a.top_k, a.max_tokens, model_name=f"nanochat-{a.source}", body_timeout=a.body_timeout)

@@ -100,6 +100,7 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"], help="default: autodetect")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (default: on CUDA only)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--base-dir", default=None, help="where the tokenizer and checkpoints are read and written (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     return p
 
 def _positive(p, a, *names):
@@ -117,10 +118,10 @@ def parse_args(argv=None):
 # %% ../../nbs/11_mid_train.ipynb #c50845cd
 def _start(args, stage, device, tokenizer):
     "The model to train and its tag: from the source checkpoint, or from this stage's own checkpoint when resuming."
-    src_tag = args.source_tag or latest_tag(args.source)
+    src_tag = args.source_tag or latest_tag(args.source, args.base_dir)
     tag = args.model_tag or src_tag
-    if args.resume_from_step >= 0: sd, meta, rs = load_checkpoint(stage, tag, args.resume_from_step, device, load_optimizer=True)
-    else: (sd, meta, _), rs = load_checkpoint(args.source, src_tag, args.source_step, device), None
+    if args.resume_from_step >= 0: sd, meta, rs = load_checkpoint(stage, tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
+    else: (sd, meta, _), rs = load_checkpoint(args.source, src_tag, args.source_step, device, base_dir=args.base_dir), None
     config = GPTConfig(**meta["config"])
     if config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the {args.source} model {src_tag!r} has a vocabulary of {config.vocab_size} tokens but the tokenizer has "
@@ -144,7 +145,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     `epoch_steps(args, tokenizer, task, T, world)` give the micro-batches per step and the default number of steps."""
     from nanochat.tasks import train_mixture
     ddp, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
-    autocast, tokenizer = autocast_ctx(device.type), get_tokenizer()
+    autocast, tokenizer = autocast_ctx(device.type), get_tokenizer(args.base_dir)
     model, tag, src_tag, meta, rs = _start(args, stage, device, tokenizer)
     T, B = args.max_seq_len if args.max_seq_len > 0 else model.config.sequence_len, args.device_batch_size
     accum = grad_accum(args, B, T, world)
@@ -177,7 +178,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
         if (last or every(args.save_every)) and step > 0 and args.resume_from_step != step:
             meta = dict(config=model.config.__dict__, args=vars(args), source=[args.source, src_tag], smooth_loss=smooth, metrics=metrics)
             save_checkpoint(stage, tag, step, model.state_dict(), meta, optim_state=[o.state_dict() for o in optimizers],
-                            extra={"loader": loader_state})
+                            extra={"loader": loader_state}, base_dir=args.base_dir)
         if last: break
         # --- one optimizer step
         t = time.perf_counter()
@@ -209,7 +210,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     result = dict(source=args.source, source_tag=src_tag, model_tag=tag, steps=n, val_loss=metrics["val_loss"][-1][1],
                   first_val_loss=metrics["val_loss"][0][1], train_time_s=t_train, wall_time_s=time.perf_counter() - t0,
                   val_loss_curve=metrics["val_loss"], train_loss_curve=metrics["train_loss"], device=device.type, world_size=world)
-    if rank == 0: write_report("mid_train" if stage == "mid" else "chat_sft", {**result, "args": vars(args)})
+    if rank == 0: write_report("mid_train" if stage == "mid" else "chat_sft", {**result, "args": vars(args)}, args.base_dir)
     compute_cleanup()
     return result
 

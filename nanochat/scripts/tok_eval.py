@@ -70,14 +70,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m nanochat.scripts.tok_eval", description="Bytes per token of our tokenizer vs GPT-2 and GPT-4.")
     p.add_argument("--val-chars", type=int, default=20_000, help="characters of validation prose to use")
     p.add_argument("--data-dir", help="shard folder (default: the dataset module's data_dir())")
+    p.add_argument("--base-dir", help="where the tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
     encoders = {}
     try: encoders = {"GPT-2": load_js_tiktoken("gpt2"), "GPT-4": load_js_tiktoken("cl100k_base")}
     except MissingClient as e: print0(f"no reference tokenizers ({e}); showing ours only")
-    encoders["ours"] = get_tokenizer().enc
-    rows = compare(eval_texts(a.val_chars, a.data_dir), encoders)
+    encoders["ours"] = get_tokenizer(a.base_dir).enc
+    from nanochat.dataset import data_dir
+    rows = compare(eval_texts(a.val_chars, a.data_dir or data_dir(a.base_dir)), encoders)
     print0(format_table(rows))
-    write_report("tok_eval", {"table": format_table(rows), "rows": rows})
+    write_report("tok_eval", {"table": format_table(rows), "rows": rows}, a.base_dir)
     return rows
 
 # %% ../../nbs/02b_tok_eval.ipynb #d95a3e6a

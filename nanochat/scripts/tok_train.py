@@ -9,7 +9,7 @@ __all__ = ['text_iterator', 'main']
 
 # %% ../../nbs/02a_tok_train.ipynb #f87bba71
 import argparse, json, time
-from ..common import print0, write_report
+from ..common import print0, write_report, get_base_dir
 from ..tokenizer import Tokenizer
 
 # %% ../../nbs/02a_tok_train.ipynb #49dae7c6
@@ -30,19 +30,20 @@ def main(argv=None):
     p.add_argument("--max-chars", type=int, default=2_000_000_000, help="train on the first N characters of the train split")
     p.add_argument("--doc-cap", type=int, default=10_000, help="use at most this many characters of each document")
     p.add_argument("--data-dir", help="shard folder (default: the dataset module's data_dir())")
+    p.add_argument("--base-dir", help="where the tokenizer and report go (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
-    from nanochat.dataset import parquets_iter_batched  # imported here: the shards are the dataset lesson's business
+    from nanochat.dataset import parquets_iter_batched, data_dir  # imported here: the shards are the dataset lesson's business
     stats = {"docs": 0, "chars": 0}
     def counted(docs):
         for d in docs: stats["docs"] += 1; stats["chars"] += len(d); yield d
     t0 = time.time()
-    tok = Tokenizer.train_from_iterator(counted(text_iterator(parquets_iter_batched("train", data_dir=a.data_dir), a.max_chars, a.doc_cap)), a.vocab_size)
+    tok = Tokenizer.train_from_iterator(counted(text_iterator(parquets_iter_batched("train", data_dir=a.data_dir or data_dir(a.base_dir)), a.max_chars, a.doc_cap)), a.vocab_size)
     secs = time.time() - t0
-    out = tok.save()
+    out = tok.save(get_base_dir(a.base_dir)/"tokenizer")
     tb = tok.token_bytes()[:len(tok.ranks)].float()
     info = {**vars(a), **stats, "vocab_size": tok.vocab_size, "train_seconds": round(secs, 2), "mean_token_bytes": round(tb.mean().item(), 3)}
     (out/"train_info.json").write_text(json.dumps(info, indent=1))
-    write_report("tok_train", info)
+    write_report("tok_train", info, a.base_dir)
     print0(f"trained on {stats['docs']:,} documents, {stats['chars']/1e6:.1f}M characters, in {secs:.1f} s -> {out}")
     print0(f"vocab {tok.vocab_size:,} (regular tokens {len(tok.ranks):,}); mean token length {tb.mean():.2f} bytes, longest {tb.max():.0f}")
     if tok.vocab_size < a.vocab_size: print0(f"note: the text ran out of pairs to merge before reaching --vocab-size {a.vocab_size}")
