@@ -76,6 +76,7 @@ def main():
     p.add_argument("--sample-prompt", type=int, default=128, help="prompt tokens for the batched-sampling figures")
     p.add_argument("--sample-tokens", type=int, default=64, help="max_tokens per sample")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--no-server", action="store_true", help="skip part 3 (the web server's latency)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: decode steps are small ops, and extra threads stall on a busy machine)")
     args = p.parse_args()
     dev = torch.device(args.device)
@@ -111,7 +112,7 @@ def main():
             ratio = f"{rate['bf16'] / rate['fp32']:10.2f}" if name == "bf16" else ""
             print(f"{ns if name == 'fp32' else '':>8} {name:>6} {ntok:>7} {sec:8.2f} {ntok / sec:8.1f} {ntok / sec / base[name]:12.2f} {ratio}")
 
-    server_latency(args)
+    if not args.no_server: server_latency(args)
 
 
 if __name__ == "__main__":
