@@ -5,6 +5,8 @@
    again), measured side by side in the same run on the same model. The ratio is what the cache buys.
 2. Batched sampling through `Engine.generate`: total tokens/s for num_samples 1, 4, 16 from one prompt
    (one batch-1 prefill, then `KVCache.expand`), next to num_samples=1.
+Both in fp32 and in bf16 (autocast, bf16 KV cache: what `compute_dtype` picks where the device does bf16
+natively), side by side in the same run.
 3. Web server latency (p50/p95 at 1, 8, 32 concurrent clients): `server_latency`, the serving part.
 
     python bench/inference.py                         # CPU: depth 4, contexts 64 256 1024
@@ -23,14 +25,14 @@ def _sync(dev):
 
 
 @torch.inference_mode()
-def decode_tok_s(model, ctx, steps, dev):
+def decode_tok_s(model, ctx, steps, dev, dtype=torch.float32):
     "(KV-cache tokens/s, full-recompute tokens/s) for `steps` greedy tokens after a `ctx`-token context."
     V = model.config.vocab_size
     prompt = torch.randint(0, V, (1, ctx), generator=torch.Generator().manual_seed(ctx)).to(dev)
-    with autocast_ctx(dev.type):
-        warm = model.new_kv_cache(1, 8); model(prompt[:, :4], kv_cache=warm); model(prompt[:, 4:5], kv_cache=warm)
+    with autocast_ctx(dev.type, dtype):
+        warm = model.new_kv_cache(1, 8, dtype=dtype); model(prompt[:, :4], kv_cache=warm); model(prompt[:, 4:5], kv_cache=warm)
         # KV cache: prefill (untimed), then one token per step
-        cache = model.new_kv_cache(1, ctx + steps)
+        cache = model.new_kv_cache(1, ctx + steps, dtype=dtype)
         nxt = model(prompt, kv_cache=cache)[:, -1].argmax(-1, keepdim=True)
         _sync(dev); t0 = time.perf_counter()
         for _ in range(steps): nxt = model(nxt, kv_cache=cache)[:, -1].argmax(-1, keepdim=True)
@@ -74,6 +76,7 @@ def main():
     p.add_argument("--sample-prompt", type=int, default=128, help="prompt tokens for the batched-sampling figures")
     p.add_argument("--sample-tokens", type=int, default=64, help="max_tokens per sample")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--no-server", action="store_true", help="skip part 3 (the web server's latency)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: decode steps are small ops, and extra threads stall on a busy machine)")
     args = p.parse_args()
     dev = torch.device(args.device)
@@ -82,29 +85,34 @@ def main():
     torch.manual_seed(0)
     model = GPT(config_from_depth(args.depth, vocab_size=args.vocab_size, sequence_len=seq_len)).to(dev).eval()
     n = model.num_params()["total"]
-    where = f"{torch.get_num_threads()} CPU threads, fp32" if dev.type == "cpu" else torch.cuda.get_device_name()
+    where = f"{torch.get_num_threads()} CPU threads" if dev.type == "cpu" else torch.cuda.get_device_name()
     print(f"depth {args.depth} ({n / 1e6:.1f}M parameters), vocab {args.vocab_size}, {where}")
 
     print(f"\n1. decode, batch 1, {args.steps} greedy tokens after the context")
-    print(f"{'context':>8} {'KV cache tok/s':>15} {'recompute tok/s':>16} {'cache/recompute':>16}")
+    print(f"{'context':>8} {'dtype':>6} {'KV cache tok/s':>15} {'recompute tok/s':>16} {'cache/recompute':>16} {'bf16/fp32 (cache)':>18}")
     for ctx in args.contexts:
-        kv, full = decode_tok_s(model, ctx, args.steps, dev)
-        print(f"{ctx:>8} {kv:15.1f} {full:16.1f} {kv / full:16.1f}")
+        kv32, full32 = decode_tok_s(model, ctx, args.steps, dev, torch.float32)
+        kv16, full16 = decode_tok_s(model, ctx, args.steps, dev, torch.bfloat16)
+        print(f"{ctx:>8} {'fp32':>6} {kv32:15.1f} {full32:16.1f} {kv32 / full32:16.1f}")
+        print(f"{'':>8} {'bf16':>6} {kv16:15.1f} {full16:16.1f} {kv16 / full16:16.1f} {kv16 / kv32:18.2f}")
 
     tok = Tokenizer(SPLIT_PATTERN, {bytes([i]): i for i in range(256)})   # its special ids lie inside the model's vocab
-    engine = Engine(model, tok)
+    engines = {"fp32": Engine(model, tok, torch.float32), "bf16": Engine(model, tok, torch.bfloat16)}
     prompt = [tok.bos_token_id] + torch.randint(0, 256, (args.sample_prompt - 1,), generator=torch.Generator().manual_seed(1)).tolist()
     print(f"\n2. batched sampling: {args.sample_prompt}-token prompt, up to {args.sample_tokens} tokens per sample, "
           "temperature 1, top-k 50, prefill included")
-    print(f"{'samples':>8} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'vs 1 sample':>12}")
-    sampling_tok_s(engine, prompt, 1, 4, dev)   # warm-up
-    base = None
+    print(f"{'samples':>8} {'dtype':>6} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'vs 1 sample':>12} {'bf16/fp32':>10}")
+    for e in engines.values(): sampling_tok_s(e, prompt, 1, 4, dev)   # warm-up
+    base = {}
     for ns in args.samples:
-        ntok, sec = sampling_tok_s(engine, prompt, ns, args.sample_tokens, dev)
-        base = base or ntok / sec
-        print(f"{ns:>8} {ntok:>7} {sec:8.2f} {ntok / sec:8.1f} {ntok / sec / base:12.2f}")
+        rate = {}
+        for name, e in engines.items():
+            ntok, sec = sampling_tok_s(e, prompt, ns, args.sample_tokens, dev)
+            rate[name] = ntok / sec; base.setdefault(name, rate[name])
+            ratio = f"{rate['bf16'] / rate['fp32']:10.2f}" if name == "bf16" else ""
+            print(f"{ns if name == 'fp32' else '':>8} {name:>6} {ntok:>7} {sec:8.2f} {ntok / sec:8.1f} {ntok / sec / base[name]:12.2f} {ratio}")
 
-    server_latency(args)
+    if not args.no_server: server_latency(args)
 
 
 if __name__ == "__main__":

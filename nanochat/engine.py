@@ -11,6 +11,7 @@ __all__ = ['TURN_MARKERS', 'filter_logits', 'sample_next', 'RowState', 'turn_end
 from collections import deque
 import torch
 import torch.nn.functional as F
+from .common import compute_dtype
 from .gpt import autocast_ctx
 from .execution import use_calculator
 
@@ -54,8 +55,9 @@ def turn_end_ids(tokenizer) -> set[int]:
 
 class Engine:
     "Streaming, batched generation with a KV cache, seeded sampling and calculator tool use."
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, dtype: torch.dtype | None = None):
         self.model, self.tokenizer = model, tokenizer
+        self.dtype = dtype    # of the matmuls and the KV cache; None: compute_dtype of the model's device
         sp = tokenizer.encode_special
         self.stop_ids = turn_end_ids(tokenizer)  # a row ends after emitting any of them
         self.py_start, self.py_end = sp("<|python_start|>"), sp("<|python_end|>")
@@ -100,15 +102,16 @@ def _generate(self: Engine, tokens, num_samples: int = 1, max_tokens: int | None
     if steps <= 0: return
     dev = next(m.parameters()).device
     rng = torch.Generator(device=dev).manual_seed(seed)
-    cache = m.new_kv_cache(1, len(tokens) + steps)
-    with autocast_ctx(dev.type):
+    dt = self.dtype or compute_dtype(dev.type)
+    cache = m.new_kv_cache(1, len(tokens) + steps, dtype=dt)
+    with autocast_ctx(dev.type, dt):
         logits = m(torch.tensor([tokens], device=dev), kv_cache=cache)[:, -1]   # prefill: (1, V)
     if num_samples > 1: cache, logits = cache.expand(num_samples), logits.expand(num_samples, -1)
     rows = [RowState() for _ in range(num_samples)]
     for step in range(steps):
         if step:   # decode: the previous column, (B, 1), a finished row fed <|bos|> as filler
             feed = [[self.tokenizer.bos_token_id if t is None else t] for t in column]
-            with autocast_ctx(dev.type): logits = m(torch.tensor(feed, device=dev), kv_cache=cache)[:, -1]
+            with autocast_ctx(dev.type, dt): logits = m(torch.tensor(feed, device=dev), kv_cache=cache)[:, -1]
         sampled = sample_next(logits, rng, temperature, top_k, top_p).tolist()
         column, masks = map(list, zip(*(self._step_row(r, s) for r, s in zip(rows, sampled))))
         yield column, masks

@@ -65,9 +65,9 @@ def config_from_depth(depth: int, vocab_size: int = 32768, sequence_len: int = 2
                      n_embd=n_head * head_dim, window_pattern=window_pattern, **kw)
 
 # %% ../nbs/04_model.ipynb #fdff80a6
-def autocast_ctx(device_type: str):
-    "bf16 autocast where the device computes in bf16 (Ampere+ GPUs), else a no-op context (fp32)."
-    if compute_dtype(device_type) == torch.bfloat16: return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+def autocast_ctx(device_type: str, dtype: torch.dtype | None = None):
+    "bf16 autocast when computing in bf16 (`dtype`, default: `compute_dtype(device_type)`), else a no-op context (fp32)."
+    if (dtype or compute_dtype(device_type)) == torch.bfloat16: return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
     return nullcontext()
 
 # %% ../nbs/04_model.ipynb #9c58fb41
@@ -314,14 +314,16 @@ GPT.new_kv_cache = _new_kv_cache
 
 # %% ../nbs/04_model.ipynb #f40517c8
 @torch.inference_mode()
-def _generate(self: GPT, tokens: list[int], max_tokens: int, temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
-    "Yield `max_tokens` token ids that continue `tokens` (temperature 0 = greedy)."
+def _generate(self: GPT, tokens: list[int], max_tokens: int, temperature: float = 1.0, top_k: int | None = None, seed: int = 42,
+              dtype: torch.dtype | None = None):
+    "Yield `max_tokens` token ids that continue `tokens` (temperature 0 = greedy; `dtype`: default `compute_dtype`)."
     dev = self.wte.weight.device
     rng = torch.Generator(device=dev).manual_seed(seed)
-    cache = self.new_kv_cache(1, len(tokens) + max_tokens)
+    dtype = dtype or compute_dtype(dev.type)
+    cache = self.new_kv_cache(1, len(tokens) + max_tokens, dtype=dtype)   # the cache holds k, v in the compute dtype
     ids = torch.tensor([tokens], dtype=torch.long, device=dev)
     for _ in range(max_tokens):
-        logits = self(ids, kv_cache=cache)[:, -1]           # (1, vocab)
+        with autocast_ctx(dev.type, dtype): logits = self(ids, kv_cache=cache)[:, -1]   # (1, vocab), fp32
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
             logits = logits.masked_fill(logits < kth, -float("inf"))

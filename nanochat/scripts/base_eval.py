@@ -9,7 +9,7 @@ __all__ = ['main']
 
 # %% ../../nbs/08b_base_eval.ipynb #48301d56
 import argparse
-from ..common import compute_init, compute_cleanup, print0, write_report
+from ..common import compute_init, compute_dtype, compute_cleanup, print0, write_report
 from ..gpt import autocast_ctx
 from ..checkpoint import load_model
 from ..core_eval import evaluate_core
@@ -25,10 +25,11 @@ def main(argv=None):
     p.add_argument("--tasks", default=None, help="comma-separated task labels (default: all in the bundle)")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"])
     p.add_argument("--base-dir", default=None, help="where the checkpoint and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat; bundles stay cached there)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="compute dtype; auto: bf16 where the device does it natively ($NANOCHAT_DTYPE)")
     a = p.parse_args(argv)
     ddp, rank, _, _, device = compute_init(a.device_type)
     model, tokenizer, meta = load_model("base", a.model_tag, a.step, device, base_dir=a.base_dir)
-    with torch.no_grad(), autocast_ctx(device.type):
+    with torch.no_grad(), autocast_ctx(device.type, compute_dtype(device.type, a.dtype)):
         out = evaluate_core(model, tokenizer, device, a.bundle, a.max_per_task, a.tasks.split(",") if a.tasks else None)
     print0(f"{out['metric']}: {out['core_metric']:.4f} over {len(out['results'])} tasks (step {meta['step']})")
     if out["missing"]: print0(f"not in this bundle: {', '.join(out['missing'])}")

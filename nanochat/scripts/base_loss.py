@@ -10,7 +10,7 @@ __all__ = ['split_bpb', 'main']
 # %% ../../nbs/08a_base_loss.ipynb #823a15c6
 import argparse
 import torch
-from ..common import compute_init, compute_cleanup, print0, get_dist_info, write_report
+from ..common import compute_init, compute_dtype, compute_cleanup, print0, get_dist_info, write_report
 from ..tokenizer import get_token_bytes
 from ..gpt import autocast_ctx
 from ..checkpoint import load_model
@@ -20,12 +20,12 @@ from ..loss_eval import evaluate_bpb
 from .base_train import sample_prompts
 
 # %% ../../nbs/08a_base_loss.ipynb #cf34614c
-def split_bpb(model, tokenizer, split, tokens, batch_size, device, data_dir=None, base_dir=None):
+def split_bpb(model, tokenizer, split, tokens, batch_size, device, data_dir=None, base_dir=None, dtype=None):
     "Bits per byte of `model` on about `tokens` tokens of `split` (shards in `data_dir`), shared across processes."
     T, world = model.config.sequence_len, get_dist_info()[3]
     steps = max(1, tokens // (batch_size * T * world))
     loader = data_loader(tokenizer, batch_size, T, split, device, data_dir=data_dir)
-    with torch.no_grad(), autocast_ctx(device.type):
+    with torch.no_grad(), autocast_ctx(device.type, dtype):
         return evaluate_bpb(model, ((x, y) for x, y, _ in loader), steps, get_token_bytes(device, base_dir))
 
 # %% ../../nbs/08a_base_loss.ipynb #056d5f9f
@@ -38,13 +38,14 @@ def main(argv=None):
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"])
     p.add_argument("--base-dir", default=None, help="where the checkpoint, tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     p.add_argument("--data-dir", default=None, help="shard folder (default: $NANOCHAT_DATA_DIR, else <base dir>/base_data)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="compute dtype; auto: bf16 where the device does it natively ($NANOCHAT_DTYPE)")
     a = p.parse_args(argv)
     ddp, rank, _, _, device = compute_init(a.device_type)
     model, tokenizer, meta = load_model("base", a.model_tag, a.step, device, base_dir=a.base_dir)
-    shards = a.data_dir or data_dir(a.base_dir)
-    res = {split: split_bpb(model, tokenizer, split, a.split_tokens, a.device_batch_size, device, shards, a.base_dir) for split in ("train", "val")}
+    shards, dtype = a.data_dir or data_dir(a.base_dir), compute_dtype(device.type, a.dtype)
+    res = {split: split_bpb(model, tokenizer, split, a.split_tokens, a.device_batch_size, device, shards, a.base_dir, dtype) for split in ("train", "val")}
     print0(f"base model at step {meta['step']}: train bpb {res['train']:.4f} | val bpb {res['val']:.4f}")
-    samples = sample_prompts(model, tokenizer) if rank == 0 else []
+    samples = sample_prompts(model, tokenizer, dtype=dtype) if rank == 0 else []
     for s in samples: print0("  " + s.replace("\n", " "))
     if rank == 0: write_report("base_loss", {"step": meta["step"], "train_bpb": res["train"], "val_bpb": res["val"], "samples": samples}, a.base_dir)
     compute_cleanup()

@@ -12,7 +12,7 @@ import argparse, json, math, os, time
 from contextlib import nullcontext
 import torch
 import torch.distributed as dist
-from ..common import (compute_init, compute_cleanup, print0, get_base_dir, get_peak_flops, get_dist_info,
+from ..common import (compute_init, compute_dtype, compute_cleanup, print0, get_base_dir, get_peak_flops, get_dist_info,
                              autodetect_device_type, write_report)
 from ..tokenizer import get_tokenizer, get_token_bytes
 from ..gpt import GPT, config_from_depth, autocast_ctx
@@ -72,6 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--resume-from-step", type=int, default=-1, help="continue a run from its checkpoint at this step")
     p.add_argument("--model-tag", default=None, help="checkpoint name; default d<depth>")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"], help="default: autodetect")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="compute dtype; auto: bf16 where the device does it natively ($NANOCHAT_DTYPE)")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (default: on CUDA only)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--wandb", default=None, help="a wandb run name to log to (off by default; needs `pip install wandb`)")
@@ -103,10 +104,10 @@ def _evaluate(model, tokenizer, args, device, token_bytes, autocast):
     model.train()
     return bpb
 
-def sample_prompts(model, tokenizer, prompts=("The capital of France is", "Once upon a time,", "The meaning of life is")):
+def sample_prompts(model, tokenizer, prompts=("The capital of France is", "Once upon a time,", "The meaning of life is"), dtype=None):
     "Greedy continuations of a few prompts, to watch the model learn English."
     model.eval()
-    out = [p + tokenizer.decode(model.generate(tokenizer.encode(p, prepend="<|bos|>"), 16, temperature=0.0)) for p in prompts]
+    out = [p + tokenizer.decode(model.generate(tokenizer.encode(p, prepend="<|bos|>"), 16, temperature=0.0, dtype=dtype)) for p in prompts]
     model.train()
     return out
 
@@ -115,7 +116,8 @@ def train(args):
     "Pretrain a base model as `args` say; returns the final metrics."
     ddp, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
     device_type = device.type
-    autocast = autocast_ctx(device_type)
+    dtype = compute_dtype(device_type, args.dtype)   # matmuls in bf16 where the device does it natively; weights stay fp32
+    autocast = autocast_ctx(device_type, dtype)
     tokenizer, token_bytes = get_tokenizer(args.base_dir), get_token_bytes(device, args.base_dir)
     r = derive_recipe(args.depth, args.max_seq_len, tokenizer.vocab_size, args.device_batch_size, args.total_batch_size,
                       world, args.target_param_data_ratio, args.num_iterations)
@@ -146,7 +148,7 @@ def train(args):
             bpb = _evaluate(fwd, tokenizer, args, device, token_bytes, autocast)
             metrics["val_bpb"].append((step, bpb)); print0(f"step {step:5d} | val bpb {bpb:.4f}")
         if rank == 0 and (last or every(args.sample_every)):
-            for s in sample_prompts(model, tokenizer): print0("  " + s.replace("\n", " "))
+            for s in sample_prompts(model, tokenizer, dtype=dtype): print0("  " + s.replace("\n", " "))
         if (last or every(args.save_every)) and step > 0 and not (args.resume_from_step == step):
             meta = dict(config=r["config"].__dict__, args=vars(args), smooth_loss=smooth, metrics=metrics)
             save_checkpoint("base", args.model_tag, step, model.state_dict(), meta,

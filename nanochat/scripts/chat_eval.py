@@ -12,7 +12,7 @@ __all__ = ['CHATCORE_TASKS', 'TASKS', 'letter_ids', 'categorical_answers', 'sum_
 import argparse, time
 import torch
 import torch.distributed as dist
-from ..common import compute_init, compute_cleanup, print0, get_dist_info, write_report
+from ..common import compute_init, compute_dtype, compute_cleanup, print0, get_dist_info, write_report
 from ..gpt import autocast_ctx
 from ..checkpoint import load_model
 from ..engine import Engine
@@ -118,6 +118,7 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0); p.add_argument("--top-k", type=int, default=50)
     p.add_argument("--data-source", default="local", choices=["local", "hf"])
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"], help="default: autodetect")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="compute dtype; auto: bf16 where the device does it natively ($NANOCHAT_DTYPE)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--base-dir", default=None, help="where the checkpoint, tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     a = p.parse_args(argv)
@@ -130,10 +131,11 @@ def evaluate(args) -> tuple[dict, float]:
     "Evaluate the checkpoint `args` names on each task; print the table; return (results, ChatCORE)."
     _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
     model, tokenizer, meta = load_model(args.source, args.model_tag, args.step, device, base_dir=args.base_dir)
-    engine, max_len, results = Engine(model, tokenizer), model.config.sequence_len, {}
+    dtype = compute_dtype(device.type, args.dtype)
+    engine, max_len, results = Engine(model, tokenizer, dtype), model.config.sequence_len, {}
     for name in args.tasks:
         task, t0 = TASKS[name](args.data_source), time.perf_counter()
-        with autocast_ctx(device.type):
+        with autocast_ctx(device.type, dtype):
             if task.eval_type == "categorical": c = run_categorical(task, model, tokenizer, args.batch_size, args.max_problems, max_len)
             else: c = run_generative(task, engine, tokenizer, args.num_samples, args.max_new_tokens, args.temperature,
                                      args.top_k, args.max_problems, max_len, args.seed)

@@ -10,7 +10,7 @@ __all__ = ['TASKS', 'rollouts', 'rl_batch', 'fifths', 'group_advantages', 'pg_lo
 # %% ../../nbs/13_chat_rl.ipynb #c23ab43f
 import argparse, time
 import torch
-from ..common import compute_init, compute_cleanup, print0, get_dist_info, write_report
+from ..common import compute_init, compute_dtype, compute_cleanup, print0, get_dist_info, write_report
 from ..gpt import GPT, GPTConfig, autocast_ctx
 import nanochat.optim  # adds GPT.setup_optimizers
 from ..checkpoint import load_model, load_checkpoint, save_checkpoint, latest_tag
@@ -87,6 +87,7 @@ def parse_args(argv=None):
     p.add_argument("--resume-from-step", type=int, default=-1, help="continue an rl run from its checkpoint at this step")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"]); p.add_argument("--seed", type=int, default=42)
     p.add_argument("--base-dir", default=None, help="where the checkpoints, tokenizer and report are (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="compute dtype; auto: bf16 where the device does it natively ($NANOCHAT_DTYPE)")
     a = p.parse_args(argv)
     _positive(p, a, "num_steps", "prompts_per_step", "device_batch_size", "max_digits")
     if a.num_samples < 2: p.error(f"--num-samples {a.num_samples}: need at least 2 replies per prompt for a group baseline")
@@ -124,7 +125,8 @@ def _evaluate(engine, tokenizer, task, args, step) -> dict:
 def train(args) -> dict:
     "RL-finetune the `--source` model on `--task`; returns the metrics."
     _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
-    autocast = autocast_ctx(device.type)
+    dtype = compute_dtype(device.type, args.dtype)   # rollouts (Engine) and the policy-gradient step alike
+    autocast = autocast_ctx(device.type, dtype)
     tag = args.model_tag or latest_tag(args.source, args.base_dir)   # the rl checkpoints keep the source's tag
     model, tokenizer, _ = load_model(args.source, tag, args.model_step, device, base_dir=args.base_dir)
     optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, weight_decay=args.weight_decay)
@@ -138,7 +140,7 @@ def train(args) -> dict:
         step, metrics = m["step"], m["metrics"]
         print0(f"resumed from rl step {step}")
     train_task, test_task = TASKS[args.task](args)
-    engine, n = Engine(model, tokenizer), args.num_steps
+    engine, n = Engine(model, tokenizer, dtype), args.num_steps
     print0(f"RL on {args.task}: {n} steps x {args.prompts_per_step} prompts x {args.num_samples} samples, {world} process(es)")
     t0 = time.perf_counter()
     while True:

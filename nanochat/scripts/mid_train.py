@@ -12,7 +12,7 @@ __all__ = ['rendered_conversations', 'packed_batches', 'evaluate_loss', 'chat_re
 import argparse, math, time
 import torch
 import torch.distributed as dist
-from ..common import compute_init, compute_cleanup, print0, get_dist_info, write_report
+from ..common import compute_init, compute_dtype, compute_cleanup, print0, get_dist_info, write_report
 from ..tokenizer import get_tokenizer
 from ..gpt import GPT, GPTConfig, autocast_ctx
 import nanochat.optim  # adds GPT.setup_optimizers
@@ -60,11 +60,11 @@ def evaluate_loss(model, batches, steps: int) -> float:
     return (tot[0] / tot[1]).item()
 
 # %% ../../nbs/11_mid_train.ipynb #88f0fa58
-def chat_reply(model, tokenizer, prompt: str, max_tokens: int = 64) -> str:
+def chat_reply(model, tokenizer, prompt: str, max_tokens: int = 64, dtype=None) -> str:
     "The model's greedy reply to a one-message conversation, special tokens shown, up to and including `<|assistant_end|>`."
     ids = tokenizer.render_for_completion({"messages": [{"role": "user", "content": prompt}]})
     stop, out = {tokenizer.encode_special("<|assistant_end|>"), tokenizer.bos_token_id}, []
-    for t in model.generate(ids, max_tokens, temperature=0.0):
+    for t in model.generate(ids, max_tokens, temperature=0.0, dtype=dtype):
         out.append(t)
         if t in stop: break
     return tokenizer.decode(out)
@@ -98,6 +98,7 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     p.add_argument("--log-every", type=int, default=1, help="steps between progress lines")
     p.add_argument("--resume-from-step", type=int, default=-1, help="continue a run from its checkpoint at this step")
     p.add_argument("--device-type", default=None, choices=["cuda", "mps", "cpu"], help="default: autodetect")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="compute dtype; auto: bf16 where the device does it natively ($NANOCHAT_DTYPE)")
     p.add_argument("--compile", type=int, default=-1, help="torch.compile the model (default: on CUDA only)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--base-dir", default=None, help="where the tokenizer and checkpoints are read and written (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
@@ -145,7 +146,8 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     `epoch_steps(args, tokenizer, task, T, world)` give the micro-batches per step and the default number of steps."""
     from nanochat.tasks import train_mixture
     ddp, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
-    autocast, tokenizer = autocast_ctx(device.type), get_tokenizer(args.base_dir)
+    dtype, tokenizer = compute_dtype(device.type, args.dtype), get_tokenizer(args.base_dir)
+    autocast = autocast_ctx(device.type, dtype)
     model, tag, src_tag, meta, rs = _start(args, stage, device, tokenizer)
     T, B = args.max_seq_len if args.max_seq_len > 0 else model.config.sequence_len, args.device_batch_size
     accum = grad_accum(args, B, T, world)
@@ -173,7 +175,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     while True:
         last = step == n
         if (last or every(args.eval_every)) and step != args.resume_from_step:   # (a resumed run has this one in `metrics`)
-            vl = evaluate_loss(fwd, batches(tokenizer, val_task, B, T, device, None), args.eval_steps)
+            with autocast: vl = evaluate_loss(fwd, batches(tokenizer, val_task, B, T, device, None), args.eval_steps)
             metrics["val_loss"].append((step, vl)); print0(f"step {step:5d} | val loss {vl:.4f}")
         if (last or every(args.save_every)) and step > 0 and args.resume_from_step != step:
             meta = dict(config=model.config.__dict__, args=vars(args), source=[args.source, src_tag], smooth_loss=smooth, metrics=metrics)
@@ -206,7 +208,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
             print0(f"step {step:5d}/{n} | loss {smooth / (1 - 0.9 ** step):.4f} | lr x{lrm:.2f} | {ntok * world / dt:,.0f} tok/s "
                    f"({ntrain * world / dt:,.0f} trained) | eta {eta/60:.1f} min")
     if rank == 0:
-        for p in prompts: print0(f"  {p!r} -> {chat_reply(model, tokenizer, p)!r}")
+        for p in prompts: print0(f"  {p!r} -> {chat_reply(model, tokenizer, p, dtype=dtype)!r}")
     result = dict(source=args.source, source_tag=src_tag, model_tag=tag, steps=n, val_loss=metrics["val_loss"][-1][1],
                   first_val_loss=metrics["val_loss"][0][1], train_time_s=t_train, wall_time_s=time.perf_counter() - t0,
                   val_loss_curve=metrics["val_loss"], train_loss_curve=metrics["train_loss"], device=device.type, world_size=world)
