@@ -102,7 +102,7 @@ def _namespaces(work: str, disk_bytes: int):
     check(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None), "mount(MS_REC|MS_PRIVATE)")  # our mounts stay ours
     opts = f"size={disk_bytes},nr_inodes=1000,mode=0700".encode()
     check(libc.mount(b"tmpfs", work.encode(), b"tmpfs", 0x2 | 0x4 | 0x8, opts), "mount tmpfs")  # nosuid, nodev, noexec
-    os.chdir(work)  # the old cwd is the folder *under* the new mount
+    os.chdir(work)  # the old cwd is the folder *under* the new mount (child-only state)
 
 # %% ../nbs/09a_execution.ipynb #5512935c
 def _landlock(rules: list):

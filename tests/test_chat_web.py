@@ -194,9 +194,13 @@ def raw_request(url, path, body: bytes, length=None) -> socket.socket:
     return s
 
 def read_until_closed(s) -> bytes:
-    "Everything the server sends until it closes the connection (a socket timeout fails the test)."
+    """Everything the server sends until it closes the connection (a socket timeout fails the test).
+    A reset ends it too: a server that closes a socket with the client's unread bytes in it makes the kernel send RST,
+    which can overtake the 408 on its way to a client that is still dripping."""
     out = b""
-    while chunk := s.recv(65536): out += chunk
+    try:
+        while chunk := s.recv(65536): out += chunk
+    except ConnectionResetError: out += b"<reset>"
     return out
 
 def test_slow_loris_gets_408_and_holds_no_worker(server):
@@ -218,7 +222,9 @@ def test_slow_loris_gets_408_and_holds_no_worker(server):
     try: replies = [read_until_closed(s) for s in slow]
     finally: stop.set(); [s.close() for s in slow]
     waited = time.monotonic() - t0
-    for reply in replies:
+    for i, reply in enumerate(replies):
+        if i % 2 == 0 and reply.endswith(b"<reset>"):   # a dripping client, reset: it may have lost the 408, not the close
+            assert reply == b"<reset>" or reply.startswith(b"HTTP/1.1 408"), reply[:200]; continue
         assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
         assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["message"].startswith(f"the body was not complete after {BODY_TIMEOUT:g} s")
     assert BODY_TIMEOUT <= waited < BODY_TIMEOUT + 5, waited
@@ -323,6 +329,8 @@ def open_page(browser, url, problems, **ctx):
     page = context.new_page()
     page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # a refused request shows what was sent (the console only shows the status)
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} from {r.url}, sent {r.request.post_data!r:.800}"))
     page.goto(url + "/")
     page.wait_for_selector("#input")
     return page

