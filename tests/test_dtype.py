@@ -54,10 +54,10 @@ def test_base_train_in_both_dtypes_and_checkpoints_cross(tmp_path):
     assert abs(b - a) / a < 0.02, (a, b)                               # same steps, same data: within 2%
     from nanochat.checkpoint import load_model
     from nanochat.scripts.base_loss import split_bpb
-    model, tok, _ = load_model("base", "b16", None, torch.device("cpu"))   # a bf16-trained checkpoint...
+    model, tok, _ = load_model("base", "b16", None, torch.device("cpu"), base_dir=base)   # a bf16-trained checkpoint...
     assert {p.dtype for p in model.parameters()} == {torch.float32}     # ...is an fp32 file
-    e32 = split_bpb(model, tok, "val", 256, 4, torch.device("cpu"), torch.float32)
-    e16 = split_bpb(model, tok, "val", 256, 4, torch.device("cpu"), torch.bfloat16)
+    e32 = split_bpb(model, tok, "val", 256, 4, torch.device("cpu"), base_dir=base, dtype=torch.float32)
+    e16 = split_bpb(model, tok, "val", 256, 4, torch.device("cpu"), base_dir=base, dtype=torch.bfloat16)
     assert abs(e32 - e16) / e32 < 0.02, (e32, e16)
 
 def test_dtype_flag_rejects_unknown(tmp_path):
