@@ -31,6 +31,7 @@ case "$RECIPE" in auto|cpu|gpu|smoke|rehearsal) ;; *) echo "--recipe must be cpu
 t_start=$SECONDS
 [ $SETUP = 1 ] && bash dev/setup.sh
 [ $SETUP = 1 ] && source .venv/bin/activate
+source dev/malloc.sh   # tcmalloc for every stage: glibc's malloc page-faults the big CPU tensors in again and again
 # a dry run prints the commands on stdout and its messages on stderr
 say() { if [ $DRY = 1 ]; then printf '[speedrun] %s\n' "$*" >&2; else printf '\033[1m[speedrun]\033[0m %s\n' "$*"; fi; }
 # run COMMAND...: run it, or in a dry run print it (shell-quoted, so it can be pasted)

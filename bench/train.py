@@ -11,10 +11,14 @@ peak is known, MFU too. `--adamw` adds the earlier peer: plain torch.optim.AdamW
     python bench/train.py                  # the CPU preset's shape (speedrun.sh's base_train flags)
     python bench/train.py --depths 4 6     # other depths, same shape
     python bench/train.py --depths 12 20   # on a GPU node (one GPU; add torchrun yourself for more)
+    NANOCHAT_MALLOC=system python bench/train.py   # on glibc's malloc (the default re-runs under dev/malloc.sh's tcmalloc)
+
+Both dtypes run on the same allocator: tcmalloc, as speedrun.sh's stages do (dev/malloc.sh), unless
+NANOCHAT_MALLOC=system; the header line says which.
 """
-import argparse, contextlib, io, os, re, statistics, tempfile, time
+import argparse, contextlib, io, os, re, statistics, subprocess, sys, tempfile, time
 import torch
-from nanochat.common import get_peak_flops, autodetect_device_type, compute_dtype
+from nanochat.common import get_peak_flops, autodetect_device_type, compute_dtype, malloc_name
 from nanochat.dataset import data_dir
 from nanochat.gpt import GPT
 import nanochat.scripts.base_train as bt
@@ -47,7 +51,15 @@ def adamw_only(self, *a, **k):
         def state_dict(self): return {}   # the loop checkpoints at its end
     return [opt, NoMuon()]
 
+def rerun_on_tcmalloc():
+    "Run this benchmark again under dev/malloc.sh (LD_PRELOAD must be set before Python starts), as speedrun.sh's stages run."
+    if malloc_name() != "glibc" or os.environ.get("NANOCHAT_MALLOC") == "system" or os.environ.get("_BENCH_RERUN"): return
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = f'source "{root}/dev/malloc.sh" && exec "$0" "$@"'
+    sys.exit(subprocess.call(["bash", "-c", cmd, sys.executable, *sys.argv], env={**os.environ, "_BENCH_RERUN": "1"}))
+
 def main():
+    rerun_on_tcmalloc()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--depths", type=int, nargs="+", default=None)
     ap.add_argument("--steps", type=int, default=6, help="optimizer steps per run (the first is not timed)")
@@ -64,7 +76,7 @@ def main():
     with contextlib.redirect_stdout(io.StringIO()): tok_train.main(["--max-chars", "5000000", "--vocab-size", str(vocab), *dirs])
     auto = compute_dtype(dev.type)
     peak32, peak16 = matmul_flops(torch.float32, dev), matmul_flops(torch.bfloat16, dev)
-    print(f"{dev.type}, {torch.get_num_threads()} threads; auto dtype = {auto}; matmul peak: fp32 {peak32/1e9:,.0f} GFLOP/s, "
+    print(f"{dev.type}, {torch.get_num_threads()} threads, {malloc_name()} malloc; auto dtype = {auto}; matmul peak: fp32 {peak32/1e9:,.0f} GFLOP/s, "
           f"bf16 {peak16/1e9:,.0f} GFLOP/s (x{peak16/peak32:.2f})")
     seq, B = (2048, 32) if gpu else (256, 16)   # the CPU preset: seq 256, 16 rows, 2 micro-batches per step
     print(f"\n{'depth':>5} {'params':>8} {'fp32 tok/s':>11} {'auto tok/s':>11} {'ratio':>6} {'fp32 GFLOP/s':>13} {'auto GFLOP/s':>13} {'MFU':>6}"

@@ -9,9 +9,9 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 t0=$SECONDS
 
 # --- 1. system packages: pandoc (docs site), chromium (browser tests), Debian's Rust crates
-#        (the tokenizer builds offline against them), a word list (spelling task)
+#        (the tokenizer builds offline against them), a word list (spelling task), tcmalloc (dev/malloc.sh)
 APT_PKGS="pandoc chromium chromium-driver wamerican librust-pyo3-dev librust-fancy-regex-dev
-librust-rayon-dev librust-indexmap-dev librust-ahash-dev librust-log-dev"
+librust-rayon-dev librust-indexmap-dev librust-ahash-dev librust-log-dev libtcmalloc-minimal4"
 if command -v apt-get >/dev/null 2>&1; then
   missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then
@@ -75,6 +75,14 @@ if ! fresh deps "$h" || ! "$VPY" -c "import nanochat" 2>/dev/null; then
   say "installing nanochat (editable) with dev extras"
   $PIP -e ".[dev]"
   mark deps "$h"
+fi
+
+# the notebook kernel of .venv (JupyterLab started from it) runs on tcmalloc too, as speedrun.sh's scripts do
+source dev/malloc.sh
+if [ -n "${TCMALLOC:-}" ] && ! grep -q "$TCMALLOC" .venv/share/jupyter/kernels/python3/kernel.json 2>/dev/null; then
+  "$VPY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nanochat)" \
+    --env LD_PRELOAD "$TCMALLOC" --env TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD 1099511627776 >/dev/null 2>&1 \
+    && say "notebook kernel: tcmalloc preloaded (.venv/share/jupyter/kernels/python3)"
 fi
 
 # --- 4. the embedded corpus (cached under NANOCHAT_BASE_DIR; built only when missing)

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dev/setup.sh
 source .venv/bin/activate
+source dev/malloc.sh   # the notebooks, the scripts and the tests run on tcmalloc, as speedrun.sh's stages do
 say() { printf '\033[1m[test]\033[0m %s\n' "$*"; }
 
 snapshot() { { git status --porcelain --untracked-files=all; git diff; } | sha256sum; }

@@ -6,8 +6,8 @@ Docs: https://nanochat-course.github.io/nanochat/common.html.md"""
 
 # %% auto #0
 __all__ = ['DTYPES', 'PEAK_BF16_FLOPS', 'get_base_dir', 'autodetect_device_type', 'bf16_is_fast', 'device_facts', 'compute_dtype',
-           'seed_everything', 'get_dist_info', 'compute_init', 'compute_cleanup', 'is_rank0', 'print0', 'get_logger',
-           'get_peak_flops', 'Timer', 'MissingClient', 'fetch_package', 'write_report', 'read_report']
+           'malloc_name', 'seed_everything', 'get_dist_info', 'compute_init', 'compute_cleanup', 'is_rank0', 'print0',
+           'get_logger', 'get_peak_flops', 'Timer', 'MissingClient', 'fetch_package', 'write_report', 'read_report']
 
 # %% ../nbs/00_common.ipynb #7937c653
 import os, sys, time, random, logging
@@ -57,6 +57,13 @@ def compute_dtype(device_type: str, dtype: str = "auto") -> torch.dtype:
     if dtype == "auto": return torch.bfloat16 if bf16_is_fast(device_type, **device_facts(device_type)) else torch.float32
     if dtype not in DTYPES: raise ValueError(f"dtype {dtype!r}: use auto, float32 or bfloat16 (--dtype / NANOCHAT_DTYPE)")
     return DTYPES[dtype]
+
+# %% ../nbs/00_common.ipynb #0f23e67b
+def malloc_name() -> str:
+    "The allocator this process runs on: 'tcmalloc' or 'jemalloc' when preloaded (see dev/malloc.sh), else 'glibc'."
+    try: maps = Path("/proc/self/maps").read_text()
+    except OSError: return "system"                        # not Linux: the platform's own malloc
+    return next((name for name in ("tcmalloc", "jemalloc") if f"lib{name}" in maps), "glibc")
 
 # %% ../nbs/00_common.ipynb #e7a0495b
 def seed_everything(seed: int):

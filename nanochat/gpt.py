@@ -250,10 +250,12 @@ def _forward(self: GPT, idx, targets=None, kv_cache=None, loss_reduction="mean")
         x = block(x, ve, cos_sin, self.window_sizes[i], kv_cache)
     if kv_cache is not None: kv_cache.pos += T
     x = norm(x - self.backout_lambda * x_mid)
-    logits = self.lm_head(x)[..., :self.config.vocab_size].float()
-    logits = self.config.softcap * torch.tanh(logits / self.config.softcap)
-    if targets is None: return logits
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1, reduction=loss_reduction)
+    c, V = self.config.softcap, self.config.vocab_size
+    if targets is None: return c * torch.tanh(self.lm_head(x)[..., :V].float() / c)   # softcap: every logit inside (-c, c)
+    # the loss sees the softcap shifted up by c, which softmax ignores: c·tanh(z/c) + c = 2c·sigmoid(2z/c). A sigmoid
+    # costs a fraction of a tanh on CPU (below), and the linear head lets the 2/c go on x (n_embd numbers a token), not on the logits (vocab_size)
+    capped = torch.sigmoid(self.lm_head(x * (2 / c))[..., :V].float()) * (2 * c)
+    return F.cross_entropy(capped.reshape(-1, capped.size(-1)), targets.reshape(-1), ignore_index=-1, reduction=loss_reduction)
 
 GPT.smear, GPT.forward = _smear, _forward
 

@@ -12,6 +12,7 @@ __all__ = ['POLAR_EXPRESS_COEFFS', 'rank_world', 'adamw_update', 'AdamW', 'polar
 import math
 import torch
 import torch.distributed as dist
+from .common import compute_dtype
 from .gpt import GPT
 
 # %% ../nbs/05_optimizer.ipynb #266e5693
@@ -71,9 +72,9 @@ POLAR_EXPRESS_COEFFS = [  # (a, b, c) per iteration, from the Polar Express pape
     (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
 ]
 
-def polar_express(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
-    "Approximate U Vᵀ of G = U S Vᵀ (..., rows, cols): bf16 on CUDA, fp32 elsewhere."
-    X = G.to(torch.bfloat16 if G.is_cuda else torch.float32)
+def polar_express(G: torch.Tensor, steps: int = 5, dtype: torch.dtype | None = None) -> torch.Tensor:
+    "Approximate U Vᵀ of G = U S Vᵀ (..., rows, cols), computed in `dtype` (default: bf16 on CUDA, fp32 elsewhere)."
+    X = G.to(dtype or (torch.bfloat16 if G.is_cuda else torch.float32))
     tall = X.size(-2) > X.size(-1)
     if tall: X = X.mT                                             # keep the Gram matrix X Xᵀ the small one
     X = X / (X.norm(dim=(-2, -1), keepdim=True) * 1.02 + 1e-6)    # all singular values now < 1
@@ -83,18 +84,21 @@ def polar_express(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
     return X.mT if tall else X
 
 # %% ../nbs/05_optimizer.ipynb #119aa5a1
-def muon_update(p, g, state, lr, momentum, nesterov, ns_steps, weight_decay):
-    "One Muon step on the matrix p (in place)."
+def muon_update(p, g, state, lr, momentum, nesterov, ns_steps, weight_decay, ns_dtype=None):
+    "One Muon step on the matrix p (in place); the orthogonalization runs in `ns_dtype` (see `polar_express`)."
     buf = state.setdefault("momentum_buffer", torch.zeros_like(g))
     buf.lerp_(g, 1 - momentum)
-    u = polar_express(g.lerp(buf, momentum) if nesterov else buf, ns_steps)
+    u = polar_express(g.lerp(buf, momentum) if nesterov else buf, ns_steps, ns_dtype)
     p.mul_(1 - lr * weight_decay)
     p.add_(u.to(p.dtype), alpha=-lr * max(1, p.size(-2) / p.size(-1)) ** 0.5)
 
 class Muon(torch.optim.Optimizer):
     "Muon for 2-D parameters; its step averages gradients over the process group, each rank updating a share of the matrices."
-    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, weight_decay=0.0):
+    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, weight_decay=0.0, ns_dtype=None):
         params = list(params)
+        # an attribute, not a group setting: load_state_dict restores the groups, and a checkpoint written in one
+        # dtype must resume in the other
+        self.ns_dtype = ns_dtype
         if any(p.ndim != 2 for p in params): raise ValueError("Muon takes 2-D matrices only; give vectors and scalars to AdamW")
         groups = [dict(params=[p for p in params if p.shape == s]) for s in sorted({p.shape for p in params})]
         super().__init__(groups, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay))
@@ -117,7 +121,8 @@ def _muon_step(self: Muon):
         mine = chunk[rank] if rank < len(chunk) else torch.zeros_like(chunk[0])  # padding slot: nothing to update
         if work is not None: work.wait(); g.div_(world)
         if rank < len(chunk):
-            muon_update(mine, g, self.state[mine], group["lr"], group["momentum"], group["nesterov"], group["ns_steps"], group["weight_decay"])
+            muon_update(mine, g, self.state[mine], group["lr"], group["momentum"], group["nesterov"], group["ns_steps"],
+                        group["weight_decay"], self.ns_dtype)
         if world > 1:
             out = torch.empty((world * mine.size(0), mine.size(1)), dtype=mine.dtype, device=mine.device)
             gathers.append((chunk, out, dist.all_gather_into_tensor(out, mine.contiguous(), async_op=True)))
@@ -129,8 +134,8 @@ Muon.step = _muon_step
 
 # %% ../nbs/05_optimizer.ipynb #543a1457
 def setup_optimizers(self: GPT, unembedding_lr=0.004, embedding_lr=0.2, matrix_lr=0.02, scalar_lr=0.5,
-                     weight_decay=0.0, adam_betas=(0.8, 0.95)):
-    "[AdamW, Muon] for this model, parameters grouped as in nanochat."
+                     weight_decay=0.0, adam_betas=(0.8, 0.95), dtype: torch.dtype | None = None):
+    "[AdamW, Muon] for this model, parameters grouped as in nanochat; Muon orthogonalizes in `dtype` (default: `compute_dtype`)."
     scale = (self.config.n_embd / 768) ** -0.5   # lrs were tuned at width 768
     matrices = list(self.blocks.parameters())
     groups = [dict(params=[self.lm_head.weight], lr=unembedding_lr * scale),
@@ -141,7 +146,8 @@ def setup_optimizers(self: GPT, unembedding_lr=0.004, embedding_lr=0.2, matrix_l
     if sorted(ids) != sorted(id(p) for p in self.parameters()):
         raise RuntimeError("setup_optimizers: the parameter groups do not cover the model exactly once; update the grouping")
     opts = [AdamW(groups, betas=adam_betas, eps=1e-10, weight_decay=0.0),
-            Muon(matrices, lr=matrix_lr, momentum=0.95, weight_decay=weight_decay)]
+            Muon(matrices, lr=matrix_lr, momentum=0.95, weight_decay=weight_decay,
+                 ns_dtype=dtype or compute_dtype(self.wte.weight.device.type))]
     for opt in opts:
         for g in opt.param_groups: g["initial_lr"] = g["lr"]
     return opts

@@ -12,7 +12,7 @@ import argparse, json, math, os, time
 from contextlib import nullcontext
 import torch
 import torch.distributed as dist
-from ..common import (compute_init, compute_dtype, compute_cleanup, print0, get_base_dir, get_peak_flops, get_dist_info,
+from ..common import (compute_init, compute_dtype, compute_cleanup, print0, malloc_name, get_base_dir, get_peak_flops, get_dist_info,
                              autodetect_device_type, write_report)
 from ..tokenizer import get_tokenizer, get_token_bytes
 from ..gpt import GPT, config_from_depth, autocast_ctx
@@ -123,7 +123,7 @@ def train(args):
                       world, args.target_param_data_ratio, args.num_iterations)
     model = GPT(r["config"]).to(device)
     model.init_weights()
-    optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, args.scalar_lr, args.weight_decay)
+    optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, args.scalar_lr, args.weight_decay, dtype=dtype)
     step, loader_state, smooth, metrics = 0, None, 0.0, {"val_bpb": [], "train_loss": []}
     if args.resume_from_step >= 0:
         sd, meta, rs = load_checkpoint("base", args.model_tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
@@ -137,7 +137,8 @@ def train(args):
     n = r["num_iterations"]
     flops_per_token, peak = model.estimate_flops(), get_peak_flops() if device_type == "cuda" else None
     print0(f"d{args.depth}: {r['params']:,} params, {n} steps x {args.total_batch_size:,} tokens = {r['total_tokens']:,} tokens, "
-           f"grad accum {r['grad_accum']}, {world} process(es) on {device_type}")
+           f"grad accum {r['grad_accum']}, {world} process(es) on {device_type}, {str(dtype).removeprefix('torch.')}"
+           + (f", {malloc_name()} malloc" if device_type == "cpu" else ""))
     loader = data_loader(tokenizer, args.device_batch_size, args.max_seq_len, "train", device, state=loader_state, buffer_docs=args.buffer_docs, data_dir=args.data_dir)
     x, y, next_state = next(loader)
     every = lambda k: k > 0 and step % k == 0

@@ -129,7 +129,7 @@ def train(args) -> dict:
     autocast = autocast_ctx(device.type, dtype)
     tag = args.model_tag or latest_tag(args.source, args.base_dir)   # the rl checkpoints keep the source's tag
     model, tokenizer, _ = load_model(args.source, tag, args.model_step, device, base_dir=args.base_dir)
-    optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, weight_decay=args.weight_decay)
+    optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, weight_decay=args.weight_decay, dtype=dtype)
     for o in optimizers:
         for g in o.param_groups: g["lr"] = g["initial_lr"] = g["initial_lr"] * args.init_lr_frac
     step, metrics = 0, dict(reward=[], passk=[], eval=[])

@@ -157,7 +157,7 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     if not 0 < args.val_conversations < len(task):
         raise ValueError(f"--val-conversations {args.val_conversations}: hold out between 1 and {len(task) - 1} of the {len(task)} conversations")
     train_task, val_task = task[:len(task) - args.val_conversations], task[len(task) - args.val_conversations:]
-    optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, args.scalar_lr, args.weight_decay)
+    optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, args.scalar_lr, args.weight_decay, dtype=dtype)
     for o in optimizers:
         for g in o.param_groups: g["initial_lr"] = g["lr"] = g["lr"] * args.init_lr_frac
     step, loader_state, smooth, metrics = 0, None, 0.0, {"val_loss": [], "train_loss": []}
