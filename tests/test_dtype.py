@@ -63,3 +63,37 @@ def test_base_train_in_both_dtypes_and_checkpoints_cross(tmp_path):
 def test_dtype_flag_rejects_unknown(tmp_path):
     r = run(tmp_path, "--dtype", "fp16")
     assert r.returncode == 2 and "invalid choice: 'fp16'" in r.stderr
+
+def test_muon_orthogonalizes_in_the_compute_dtype_and_keeps_it_across_a_resume():
+    "bf16 Polar Express: the update agrees with fp32's; the dtype is the optimizer's own, not restored from a checkpoint."
+    import nanochat.optim  # adds GPT.setup_optimizers
+    from nanochat.optim import polar_express
+    torch.manual_seed(0)
+    G = torch.randn(256, 1024)
+    o32, o16 = polar_express(G, dtype=torch.float32), polar_express(G, dtype=torch.bfloat16)
+    assert o32.dtype == torch.float32 and o16.dtype == torch.bfloat16
+    s = torch.linalg.svdvals(o16.float())
+    assert 0.7 < s.min() and s.max() < 1.25, (s.min(), s.max())          # still (nearly) orthogonal
+    assert torch.nn.functional.cosine_similarity(o16.float().flatten(), o32.flatten(), dim=0) > 0.99
+    model = GPT(config_from_depth(2, vocab_size=512, sequence_len=64)); model.init_weights()
+    assert model.setup_optimizers(dtype=torch.bfloat16)[1].ns_dtype == torch.bfloat16
+    opts16 = model.setup_optimizers(dtype=torch.bfloat16)
+    x = torch.randint(0, 512, (2, 64)); model(x, x).backward()
+    for o in opts16: o.step()
+    assert {p.dtype for p in model.parameters()} == {torch.float32}      # weights and momenta stay fp32
+    assert {s["momentum_buffer"].dtype for s in opts16[1].state.values()} == {torch.float32}
+    opts32 = model.setup_optimizers(dtype=torch.float32)
+    opts32[1].load_state_dict(opts16[1].state_dict())                   # a bf16 run's checkpoint resumed with --dtype float32
+    assert opts32[1].ns_dtype == torch.float32
+
+@pytest.mark.parametrize("choice, expected", [("tcmalloc", "tcmalloc"), ("system", "glibc")])
+def test_malloc_sh_preloads_tcmalloc_unless_told_not_to(choice, expected):
+    "What speedrun.sh and dev/test.sh source: a Python started after it runs on tcmalloc (NANOCHAT_MALLOC=system: glibc)."
+    import os, subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"} | {"NANOCHAT_MALLOC": choice}
+    out = subprocess.run(["bash", "-c", f'source "{root}/dev/malloc.sh" && exec "$0" -c "$1"', sys.executable,
+                          "from nanochat.common import malloc_name; print(malloc_name())"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected, f"{out.stdout!r} {out.stderr!r} (tcmalloc missing? bash dev/setup.sh installs libtcmalloc-minimal4)"
