@@ -30,7 +30,7 @@ WORKER = textwrap.dedent(f'''
     with torch.no_grad():  # leave the init: there zero projections make many gradients exactly 0 in exact
         for p in model.parameters(): p.add_(0.3 * torch.randn_like(p))  # math, and Adam blows their rounding noise up to full steps
     init = {{k: v.detach().clone() for k, v in model.named_parameters()}}
-    opts = model.setup_optimizers()
+    opts = model.setup_optimizers(dtype=torch.float32)   # fp32 throughout: this checks the distributed step, not bf16 rounding
     g = torch.Generator().manual_seed(1)
     for step in range({STEPS}):
         x = torch.randint(0, 100, ({BATCH}, {SEQ} + 1), generator=g)   # every rank draws the same global batch
