@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/model.html.md"""
 # %% auto #0
 __all__ = ['VE_GATE_CHANNELS', 'SMEAR_CHANNELS', 'GPTConfig', 'config_from_depth', 'autocast_ctx', 'norm', 'rotary_cos_sin',
            'apply_rotary', 'attention_kernel', 'window_block_mask', 'flex_window_attention', 'attention', 'has_ve',
-           'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'KVCache']
+           'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'softcap_loss', 'KVCache']
 
 # %% ../nbs/04_model.ipynb #3e320dcc
 import math
@@ -224,6 +224,68 @@ def _init_weights(self: GPT):
 
 GPT.init_weights = _init_weights
 
+# %% ../nbs/04_model.ipynb #47b2624f
+def _loss_rows(z, targets, c: float, weights=None):
+    "Loss of softmax(2c·sigmoid(z)) for rows z (R, V); with `weights` (R,), d(Σ weights·loss)/dz is written over z."
+    s = z.float().sigmoid_()                                 # (R, V) fp32
+    t = targets.clamp(min=0)[:, None]
+    target_logit = s.gather(1, t).squeeze(1) * (2 * c)
+    # exp(2c·s) as exp2(2c/ln2 · s): the same number, and torch's exp2 runs ~4x faster than its exp on CPU. The softcap
+    # bounds the logits to (0, 2c), so no max needs subtracting first (e^30 ≈ 1e13, far from float32's limit)
+    e = s.mul(2 * c / math.log(2)).exp2_()
+    total = e.sum(-1)                                        # (R,)
+    loss = torch.where(targets >= 0, total.log() - target_logit, 0.0)
+    if weights is not None:
+        k = weights * (2 * c)                                # chain rule: the row's weight, the softcap's 2c
+        p = e.mul_((k / total)[:, None])                     # k·softmax, in place
+        p.scatter_add_(1, t, -k[:, None])                    # minus k·onehot(target)
+        s.addcmul_(s, s, value=-1.0)                         # s(1 - s): the sigmoid's slope
+        z.copy_(p.mul_(s))
+    return loss
+
+def _head_dtype(x):
+    dev = x.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+
+# %% ../nbs/04_model.ipynb #939e7c29
+class _SoftcapLoss(torch.autograd.Function):
+    "Head matmul + softcap + cross-entropy with both gradients computed in the forward pass (see above)."
+    @staticmethod
+    def forward(ctx, x, weight, targets, c: float, V: int, reduction: str, rows: int):
+        dt = _head_dtype(x)
+        xs, w = x.to(dt), weight[:V].to(dt)                     # (N, C), (V, C)
+        with torch.autocast(x.device.type, enabled=False):
+            z = xs @ w.T                                          # (N, V), overwritten by dloss/dz
+            valid = (targets >= 0).float()
+            wts = valid / valid.sum() if reduction == "mean" else valid
+            loss = sum(_loss_rows(z[i:i + rows], targets[i:i + rows], c, wts[i:i + rows]).sum() for i in range(0, len(z), rows))
+            dw = torch.zeros_like(weight)
+            dw[:V] = z.T @ xs                                     # (V, C)
+            ctx.save_for_backward((z @ w).to(x.dtype), dw)        # dloss/dx (N, C), dloss/dweight
+        return loss / valid.sum() if reduction == "mean" else loss
+
+    @staticmethod
+    def backward(ctx, g):
+        dx, dw = ctx.saved_tensors
+        return dx * g, dw * g, None, None, None, None, None
+
+# %% ../nbs/04_model.ipynb #3d6773fb
+def softcap_loss(x, weight, targets, c: float, vocab_size: int, reduction: str = "mean", rows: int | None = None):
+    "F.cross_entropy(2c·sigmoid(x @ weight[:vocab_size].T), targets, ignore_index=-1), fused by row chunks (see above)."
+    N, V = x.size(0), vocab_size
+    rows = rows or max(1, 2 ** 20 // V)          # 4 MB of fp32 logits a chunk: its few temporaries stay in a CPU's L3 cache
+    if reduction not in ("mean", "sum", "none"): raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or 'none'")
+    wants_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if torch.compiler.is_compiling() or (wants_grad and reduction == "none"):   # the plain expression
+        z = torch.sigmoid(F.linear(x, weight)[..., :V].float()) * (2 * c)
+        return F.cross_entropy(z, targets, ignore_index=-1, reduction=reduction)
+    if wants_grad: return _SoftcapLoss.apply(x, weight, targets, c, V, reduction, rows)
+    xs, w = x.to(_head_dtype(x)), weight[:V].to(_head_dtype(x))
+    with torch.autocast(x.device.type, enabled=False):
+        loss = torch.cat([_loss_rows(xs[i:i + rows] @ w.T, targets[i:i + rows], c) for i in range(0, N, rows)])
+    if reduction == "none": return loss
+    return loss.sum() / (targets >= 0).sum() if reduction == "mean" else loss.sum()
+
 # %% ../nbs/04_model.ipynb #b6acd1dc
 def _smear(self: GPT, x, kv_cache=None):
     "x[t] += smear_lambda * sigmoid(gate(x[t])) * x[t-1]; position 0 of a fresh sequence gets nothing."
@@ -254,8 +316,8 @@ def _forward(self: GPT, idx, targets=None, kv_cache=None, loss_reduction="mean")
     if targets is None: return c * torch.tanh(self.lm_head(x)[..., :V].float() / c)   # softcap: every logit inside (-c, c)
     # the loss sees the softcap shifted up by c, which softmax ignores: c·tanh(z/c) + c = 2c·sigmoid(2z/c). A sigmoid
     # costs a fraction of a tanh on CPU (below), and the linear head lets the 2/c go on x (n_embd numbers a token), not on the logits (vocab_size)
-    capped = torch.sigmoid(self.lm_head(x * (2 / c))[..., :V].float()) * (2 * c)
-    return F.cross_entropy(capped.reshape(-1, capped.size(-1)), targets.reshape(-1), ignore_index=-1, reduction=loss_reduction)
+    x = x.reshape(-1, x.size(-1)) * (2 / c)                   # (B*T, C)
+    return softcap_loss(x, self.lm_head.weight, targets.reshape(-1), c, V, loss_reduction)
 
 GPT.smear, GPT.forward = _smear, _forward
 
