@@ -50,8 +50,8 @@ def profile_dtype(dtype, a, dev):
     for e in ev:
         if e.key.startswith("## "): print(f"  {e.key[3:]:<22} {e.cpu_time_total / 1e3 / a.steps:8.1f} ms")
     top = sorted((e for e in ev if not e.key.startswith("## ")), key=ms, reverse=True)[:a.top]
-    print(f"  {'op (self time)':<40} {'ms/step':>8} {'share':>6} {'calls':>6}")
-    for e in top: print(f"  {e.key[:40]:<40} {ms(e):8.1f} {100 * ms(e) / (wall * 1e3):5.1f}% {e.count // a.steps:6d}")
+    print(f"  {'op (self time)':<52} {'ms/step':>8} {'share':>6} {'calls':>6}")
+    for e in top: print(f"  {e.key[:52]:<52} {ms(e):8.1f} {100 * ms(e) / (wall * 1e3):5.1f}% {e.count // a.steps:6d}")
 
 def main():
     rerun_on_tcmalloc()

@@ -32,6 +32,8 @@ def tiny_checkpoint(base: Path):
         model.lm_head.weight.normal_(0, 1.0); model.lm_head.weight[256:] = 0
     save_checkpoint("sft", "d2", 1, model.state_dict(), {"config": cfg.__dict__})
 
+HTTP = httpx.Client(timeout=30)   # one client for the many small requests below: a new one costs ~50 ms (its TLS context)
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     "The real script on a free loopback port with 2 CPU workers; yields its base URL."
@@ -53,6 +55,7 @@ def server(tmp_path_factory):
         except httpx.TransportError: time.sleep(0.1)
     else: pytest.fail("the server did not answer /health within 60 s")
     yield url
+    HTTP.close()   # its kept-alive connection, else an unclosed socket warns after pytest's summary line
     proc.terminate(); proc.wait(timeout=10); log.close()
     if old is None: os.environ.pop("NANOCHAT_BASE_DIR", None)
     else: os.environ["NANOCHAT_BASE_DIR"] = old
@@ -162,7 +165,6 @@ BAD = [  # (id, body: a dict sent as JSON, raw bytes, or a chunked body, status,
 ]
 PATHS = ["/chat/completions", "/v1/chat/completions"]
 
-HTTP = httpx.Client(timeout=30)   # one client for the many small requests below: a new one costs ~50 ms (its TLS context)
 
 def stats(url) -> dict: return HTTP.get(url + "/stats").json()
 
