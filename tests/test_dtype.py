@@ -1,4 +1,5 @@
-"""The compute dtype: the auto rule on injected hardware facts, a bf16 step against an fp32 step, and base_train
+"""The compute dtype: the auto rule on injected hardware facts, a bf16 step against an fp32 step, the fused loss against
+the logits path, and base_train
 with --dtype float32 / bfloat16 (val bpb within 2%, fp32 checkpoints that load and evaluate in either dtype)."""
 import re
 import pytest
@@ -44,6 +45,41 @@ def test_bf16_step_matches_fp32_step():
     assert min(cos) > 0.99, cos
 
 def _val_bpb(out: str) -> float: return float(re.findall(r"val bpb (\d+\.\d+)", out)[-1])
+
+def test_fused_loss_matches_the_logits_path():
+    """The model's loss (softcap_loss: fused head, sigmoid softcap, row chunks, gradients made in the forward pass)
+    against cross-entropy on the model's logits (the tanh softcap, plain autograd), on a randomised model whose logits
+    reach the cap, with ignored targets. fp32: the loss, the per-token losses and every parameter's gradient agree to
+    rounding. bf16: both paths round, so each is measured against the fp32 reference, and the fused one may not be
+    worse than the plain one."""
+    F = torch.nn.functional
+    torch.manual_seed(0)
+    model = GPT(config_from_depth(2, vocab_size=500, sequence_len=64))   # 500 words: padded to 512 head rows
+    with torch.no_grad():
+        for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)
+        model.lm_head.weight.mul_(20)
+    x, y = torch.randint(0, 500, (6, 64)), torch.randint(0, 500, (6, 64))
+    y[0, :20] = -1; y[3] = -1
+    fused = lambda: model(x, y)
+    plain = lambda: F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-1)
+    def run(loss_fn, dtype):
+        model.zero_grad()
+        with autocast_ctx("cpu", dtype): loss = loss_fn()
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()]), [p.grad.clone() for p in model.parameters()]
+    assert model(x).abs().max() > 14                      # the cap is reached, where the tanh and sigmoid forms could part
+    (l_ref, g_ref, ps_ref), (l32, g32, ps32) = run(plain, torch.float32), run(fused, torch.float32)
+    assert abs(l32 - l_ref) <= 1e-5 * l_ref
+    for (n, _), a, b in zip(model.named_parameters(), ps32, ps_ref): assert (a - b).norm() <= 1e-4 * b.norm(), n
+    with torch.no_grad():
+        per_token = model(x, y, loss_reduction="none")
+        ref = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-1, reduction="none")
+    assert per_token.shape == (6 * 64,) and (per_token[y.flatten() < 0] == 0).all()
+    assert (per_token - ref).abs().max() <= 1e-4 * ref.abs().max()
+    (l16, g16, _), (l16p, g16p, _) = run(fused, torch.bfloat16), run(plain, torch.bfloat16)
+    err = lambda g: ((g - g_ref).norm() / g_ref.norm()).item()
+    assert abs(l16 - l_ref) <= 0.01 * l_ref
+    assert err(g16) <= 1.2 * err(g16p) + 1e-3, (err(g16), err(g16p))   # here ~0.05 both: bf16's own rounding
 
 def test_base_train_in_both_dtypes_and_checkpoints_cross(tmp_path):
     base = make_base(tmp_path / "base")
