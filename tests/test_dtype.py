@@ -1,6 +1,6 @@
 """The compute dtype: the auto rule on injected hardware facts, a bf16 step against an fp32 step, the fused loss against
-the logits path, and base_train
-with --dtype float32 / bfloat16 (val bpb within 2%, fp32 checkpoints that load and evaluate in either dtype)."""
+the logits path, and base_train with --dtype float32 / bfloat16 (val bpb within 2%, fp32 checkpoints that load and
+evaluate in either dtype)."""
 import re
 import pytest
 import torch
