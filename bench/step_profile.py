@@ -10,19 +10,13 @@ pipeline's stages do; NANOCHAT_MALLOC=system keeps glibc's).
     python bench/step_profile.py                 # both dtypes, top 12 ops
     python bench/step_profile.py --top 25 --dtypes bfloat16
 """
-import argparse, os, subprocess, sys, time
+import argparse, time
 import torch
 from torch.profiler import profile, record_function, ProfilerActivity
+from _malloc import rerun_on_tcmalloc   # bench/_malloc.py
 from nanochat.common import autodetect_device_type, compute_dtype, malloc_name
 from nanochat.gpt import GPT, config_from_depth, autocast_ctx
 import nanochat.optim  # noqa: F401  (GPT.setup_optimizers)
-
-def rerun_on_tcmalloc():
-    "Run again under dev/malloc.sh (LD_PRELOAD must be set before Python starts), as speedrun.sh's stages run."
-    if malloc_name() != "glibc" or os.environ.get("NANOCHAT_MALLOC") == "system" or os.environ.get("_BENCH_RERUN"): return
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = f'source "{root}/dev/malloc.sh" && exec "$0" "$@"'
-    sys.exit(subprocess.call(["bash", "-c", cmd, sys.executable, *sys.argv], env={**os.environ, "_BENCH_RERUN": "1"}))
 
 def step(model, opts, batches, dtype):
     with record_function("## forward+backward"):

@@ -16,8 +16,9 @@ peak is known, MFU too. `--adamw` adds the earlier peer: plain torch.optim.AdamW
 Both dtypes run on the same allocator: tcmalloc, as speedrun.sh's stages do (dev/malloc.sh), unless
 NANOCHAT_MALLOC=system; the header line says which.
 """
-import argparse, contextlib, io, os, re, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, io, os, re, statistics, tempfile, time
 import torch
+from _malloc import rerun_on_tcmalloc   # bench/_malloc.py
 from nanochat.common import get_peak_flops, autodetect_device_type, compute_dtype, malloc_name
 from nanochat.dataset import data_dir
 from nanochat.gpt import GPT
@@ -50,13 +51,6 @@ def adamw_only(self, *a, **k):
         def step(self): pass
         def state_dict(self): return {}   # the loop checkpoints at its end
     return [opt, NoMuon()]
-
-def rerun_on_tcmalloc():
-    "Run this benchmark again under dev/malloc.sh (LD_PRELOAD must be set before Python starts), as speedrun.sh's stages run."
-    if malloc_name() != "glibc" or os.environ.get("NANOCHAT_MALLOC") == "system" or os.environ.get("_BENCH_RERUN"): return
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = f'source "{root}/dev/malloc.sh" && exec "$0" "$@"'
-    sys.exit(subprocess.call(["bash", "-c", cmd, sys.executable, *sys.argv], env={**os.environ, "_BENCH_RERUN": "1"}))
 
 def main():
     rerun_on_tcmalloc()
