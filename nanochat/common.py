@@ -7,7 +7,8 @@ Docs: https://nanochat-course.github.io/nanochat/common.html.md"""
 # %% auto #0
 __all__ = ['DTYPES', 'PEAK_BF16_FLOPS', 'get_base_dir', 'autodetect_device_type', 'bf16_is_fast', 'device_facts', 'compute_dtype',
            'malloc_name', 'seed_everything', 'get_dist_info', 'compute_init', 'compute_cleanup', 'is_rank0', 'print0',
-           'get_logger', 'get_peak_flops', 'Timer', 'MissingClient', 'fetch_package', 'write_report', 'read_report']
+           'get_logger', 'get_peak_flops', 'Timer', 'MissingClient', 'fetch_package', 'exercise', 'write_report',
+           'read_report']
 
 # %% ../nbs/00_common.ipynb #7937c653
 import os, sys, time, random, logging
@@ -207,6 +208,20 @@ def fetch_package(registry: str, name: str, version: str = "", only=None, sdist:
         except OSError:
             if not dest.is_dir(): raise  # else another process (a torchrun rank) unpacked it first
     return dest
+
+# %% ../nbs/00_common.ipynb #d4ac4584
+import traceback
+
+def exercise(check, *args, **kwargs) -> bool:
+    "Run a lesson's `check(*args, **kwargs)` on your answer: print ✓ or ✗ (and why), return whether it passed."
+    name = getattr(check, "__name__", "check")
+    try: check(*args, **kwargs)
+    except NotImplementedError: print(f"✗ {name}: not started yet: fill in the starter above"); return False
+    except AssertionError as e: print(f"✗ {name}: not yet: {e}"); return False
+    except Exception as e:
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        print(f"✗ {name}: your code raised {type(e).__name__}: {e} (line {where.lineno} of {where.name})"); return False
+    print(f"✓ {name}: passed"); return True
 
 # %% ../nbs/00_common.ipynb #8a1c2030
 import json
