@@ -15,7 +15,7 @@ def parquet_bytes(texts) -> bytes:
     pq.write_table(pa.table({"text": texts}), buf, row_group_size=4)
     return buf.getvalue()
 
-GOOD = {i: parquet_bytes([f"shard {i} document {j} " * 20 for j in range(50)]) for i in (0, 1, 2, 1822)}
+GOOD = {i: parquet_bytes([f"shard {i} document {j} " * 20 for j in range(50)]) for i in (0, 1, 2, 1822, 6542)}
 
 class Server:
     "A loopback server: shards 0, 1 and 1822 are fine, 2 answers 503 twice, 3 cuts the body short, 4 is not parquet."
@@ -91,6 +91,21 @@ def test_download_cli_fetches_train_shards_and_the_validation_shard(tmp_path):
     assert val == pq.read_table(io.BytesIO(GOOD[1822])).column("text").to_pylist()
     r = subprocess.run([sys.executable, "-m", "nanochat.dataset", "info", "--data-dir", str(out)], capture_output=True, text=True, cwd=ROOT)
     assert "3 shards" in r.stdout and "shard_01822.parquet" in r.stdout
+
+def test_download_cli_climbmix_goes_to_its_own_folder_with_its_validation_shard(tmp_path):
+    "The GPU recipe's source: ClimbMix's shards 0..n-1 and its last shard, 6542, into $NANOCHAT_BASE_DIR/web_data/climbmix."
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path / "base")}
+    with Server() as s:
+        r = subprocess.run([sys.executable, "-m", "nanochat.dataset", "download", "--source", "climbmix", "-n", "2",
+                            "--base-url", s.url, "--workers", "2"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "base" / "web_data" / "climbmix"
+    assert [p.name for p in ds.list_parquet_files(out)] == ["shard_00000.parquet", "shard_00001.parquet", "shard_06542.parquet"]
+    assert s.hits["shard_01822.parquet"] == 0   # FineWeb-Edu's validation shard is not ClimbMix's
+    assert f"NANOCHAT_DATA_DIR={out}" in r.stdout
+    val = [d for b in ds.parquets_iter_batched("val", data_dir=out) for d in b]
+    assert val == pq.read_table(io.BytesIO(GOOD[6542])).column("text").to_pylist()
+    assert ds.WEB_SOURCES["climbmix"] == ("https://huggingface.co/datasets/karpathy/climbmix-400b-shuffle/resolve/main", 6542)
 
 def toy_sources(root: Path):
     (root / "a.txt").write_text("\n\n".join(f"Paragraph {i}: " + "words and more words. " * 20 for i in range(300)))
