@@ -9,7 +9,7 @@ __all__ = ['sft_example', 'collate', 'padded_batches', 'parse_args', 'train', 'm
 
 # %% ../../nbs/11a_chat_sft.ipynb #e43a27ac
 import torch
-from .mid_train import rendered_conversations, stage_parser, finetune, _positive
+from .mid_train import rendered_conversations, stage_parser, finetune, _positive, _check_data
 
 # %% ../../nbs/11a_chat_sft.ipynb #dd62723c
 def sft_example(ids: list[int], mask: list[int]) -> tuple[list[int], list[int]]:
@@ -42,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--examples-per-step", type=int, default=32, help="conversations per optimizer step, all processes")
     a = p.parse_args(argv)
     _positive(p, a, "device_batch_size", "examples_per_step", "eval_steps", "arithmetic_digits")
+    _check_data(p, a)
     return a
 
 # %% ../../nbs/11a_chat_sft.ipynb #abdb1b41

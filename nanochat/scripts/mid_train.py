@@ -19,6 +19,8 @@ import nanochat.optim  # adds GPT.setup_optimizers
 from ..dataloader import DocBuffer, pack_row
 from ..checkpoint import save_checkpoint, load_checkpoint, latest_tag
 from .base_train import lr_multiplier, muon_momentum
+from ..tasks import DataFileError, OwnData, TaskMixture, EvalIndex, eval_tasks, own_data, parse_data_spec
+
 
 # %% ../../nbs/11_mid_train.ipynb #9bb3d142
 def rendered_conversations(tokenizer, task, max_tokens: int, state=None):
@@ -74,7 +76,7 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     "The argument parser shared by the fine-tuning stages, with this stage's defaults."
     p = argparse.ArgumentParser(prog=f"python -m nanochat.scripts.{'mid_train' if stage == 'mid' else 'chat_sft'}",
                                 description=f"Fine-tune a model ({stage} stage) on train_mixture(stage={stage!r})")
-    p.add_argument("--source", default=source, choices=["base", "mid"], help="the stage whose checkpoint to start from")
+    p.add_argument("--source", default=source, choices=["base", "mid", "sft"], help="the stage whose checkpoint to start from")
     p.add_argument("--source-tag", default=None, help="model tag of the source (default: its latest)")
     p.add_argument("--source-step", type=int, default=None, help="checkpoint step of the source (default: its last)")
     p.add_argument("--model-tag", default=None, help="checkpoint name (default: the source's tag)")
@@ -85,6 +87,9 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     p.add_argument("--arithmetic-size", type=int, default=-1, help="Arithmetic examples in the mixture (-1: like the other procedural tasks)")
     p.add_argument("--arithmetic-digits", type=int, default=4, help="Arithmetic's numbers have up to this many digits")
     p.add_argument("--data-source", default="local", choices=["local", "hf"], help="task data: 'local' (packages) or 'hf' (the hub; GPU recipe)")
+    p.add_argument("--data", action="append", default=[], metavar="FILE.jsonl[:N]",
+                   help='your own conversations, one {"messages": [...]} per line, seen N times per pass (default 1); repeatable')
+    p.add_argument("--data-only", action="store_true", help="train on the --data files alone, without the stage's mixture")
     p.add_argument("--val-conversations", type=int, default=val_conversations, help="conversations held out of the mixture for val loss")
     p.add_argument("--eval-steps", type=int, default=20, help="val batches per evaluation (per process)")
     p.add_argument("--matrix-lr", type=float, default=0.02); p.add_argument("--embedding-lr", type=float, default=0.2)
@@ -104,6 +109,12 @@ def stage_parser(stage, source="base", init_lr_frac=1.0, warmdown_ratio=0.2, dev
     p.add_argument("--base-dir", default=None, help="where the tokenizer and checkpoints are read and written (default: $NANOCHAT_BASE_DIR, else ~/.cache/nanochat)")
     return p
 
+def _check_data(p, a):
+    "Read every --data file now: a bad line stops the command before anything is loaded, trained or written."
+    if a.data_only and not a.data: p.error("--data-only needs at least one --data file")
+    try: own_data(a.data)
+    except DataFileError as e: p.exit(2, f"{p.prog}: error: {e}\n")   # without the usage text, which would bury it
+
 def _positive(p, a, *names):
     for k in names:
         if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
@@ -114,6 +125,7 @@ def parse_args(argv=None):
     p.add_argument("--total-batch-size", type=int, default=2**19, help="tokens per optimizer step, all processes")
     a = p.parse_args(argv)
     _positive(p, a, "device_batch_size", "total_batch_size", "eval_steps", "arithmetic_digits")
+    _check_data(p, a)
     return a
 
 # %% ../../nbs/11_mid_train.ipynb #c50845cd
@@ -121,6 +133,8 @@ def _start(args, stage, device, tokenizer):
     "The model to train and its tag: from the source checkpoint, or from this stage's own checkpoint when resuming."
     src_tag = args.source_tag or latest_tag(args.source, args.base_dir)
     tag = args.model_tag or src_tag
+    if args.source == stage and tag == src_tag:
+        raise ValueError(f"--source {stage} would write over the model it starts from ({stage}/{src_tag}): name the new one with --model-tag")
     if args.resume_from_step >= 0: sd, meta, rs = load_checkpoint(stage, tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
     else: (sd, meta, _), rs = load_checkpoint(args.source, src_tag, args.source_step, device, base_dir=args.base_dir), None
     config = GPTConfig(**meta["config"])
@@ -150,10 +164,14 @@ def finetune(args, stage: str, batches, grad_accum, epoch_steps, task=None, prom
     autocast = autocast_ctx(device.type, dtype)
     model, tag, src_tag, meta, rs = _start(args, stage, device, tokenizer)
     T, B = args.max_seq_len if args.max_seq_len > 0 else model.config.sequence_len, args.device_batch_size
+    for spec in args.data: OwnData(parse_data_spec(spec)[0]).check_length(tokenizer, T + 1)   # before anything is trained or written
     accum = grad_accum(args, B, T, world)
-    if task is None:
+    if task is None and not args.data_only:
         task = train_mixture(stage, args.data_source, size=args.mixture_size, seed=args.seed, arithmetic_digits=args.arithmetic_digits,
-                             arithmetic_size=None if args.arithmetic_size < 0 else args.arithmetic_size)
+                             arithmetic_size=None if args.arithmetic_size < 0 else args.arithmetic_size, data=args.data)
+    elif args.data:   # a given task, or your files alone: yours are decontaminated here
+        own = own_data(args.data, EvalIndex(eval_tasks(args.data_source).values()), log=print0)
+        task = TaskMixture(([] if args.data_only or task is None else [task]) + own, seed=args.seed)
     if not 0 < args.val_conversations < len(task):
         raise ValueError(f"--val-conversations {args.val_conversations}: hold out between 1 and {len(task) - 1} of the {len(task)} conversations")
     train_task, val_task = task[:len(task) - args.val_conversations], task[len(task) - args.val_conversations:]
