@@ -64,11 +64,13 @@ say "recipe: $RECIPE ($NGPU GPUs); artifacts in $BASE"
 # its own run id. .SECTION.started holds lines 1-2 from the moment it starts: only then is a checkpoint resumed.
 STAMPS=$BASE/report
 RAN=" "      # the stages this invocation ran (or, in a dry run, would run), space-separated
-NODE_RANK=${NODE_RANK:-0}
+NODE_RANK=${NODE_RANK:-0}; [ "${NNODES:-1}" -gt 1 ] || NODE_RANK=0   # a node rank only means something with several nodes
 ran() { case "$RAN" in *" $1 "*) return 0;; *) return 1;; esac; }
 sig() {   # sig UPSTREAM COMMAND...: the two lines a stamp must start with
   local up=$1; shift
-  printf '[recipe %s, data %s] ' "$RECIPE_NAME" "${NANOCHAT_DATA_DIR:-default}"; printf '%q ' "$@" | sed 's/ $//'
+  # where the nodes meet is not part of the run: an interrupted multi-node run resumes at another address
+  printf '[recipe %s, data %s] ' "$RECIPE_NAME" "${NANOCHAT_DATA_DIR:-default}"
+  local a; for a in "$@"; do case "$a" in --rdzv-endpoint=*|--rdzv-conf=*) ;; *) printf '%q ' "$a";; esac; done | sed 's/ $//'
   printf '\nafter %s' "$([ "$up" = - ] || sed -n 3p "$STAMPS/$up.stamp" 2>/dev/null)"
 }
 is_done() {   # is_done SECTION UPSTREAM SIG
@@ -105,7 +107,8 @@ stage() {
   if [ "$NODE_RANK" != 0 ] && [ "$1" != torchrun ]; then
     say "node $NODE_RANK: waiting for node 0 to finish $name"
     [ $DRY = 1 ] && { RAN="$RAN$section "; return; }
-    until is_done "$section" "$up" "$s"; do sleep 10; done; return
+    until is_done "$section" "$up" "$s"; do sleep 10; done   # (if node 0 stopped, its output says why: stop this one too)
+    return
   fi
   [ -f "$STAMPS/$section.json" ] && say "redo $name: $(why_not_done "$section" "$up" "$s")"
   [ "$name" = tok_train ] && refuse_tokenizer "$s" "$@"

@@ -121,3 +121,16 @@ def test_an_interrupted_stage_resumes_its_own_checkpoint(tmp_path):
     rc, out, calls = speedrun(tmp_path, "--recipe", "cpu")
     assert rc == 0 and started(out) == STAGES[8:], out
     assert next(c for c in calls if c[0] == "chat_rl")[-2:] == ["--resume-from-step", "4"]
+
+def test_a_multi_node_run_is_the_same_run_at_another_address(tmp_path):
+    "Node 0 keeps the stamps; where the nodes meet (MASTER_ADDR) is not part of a stage's key, the node count is."
+    two = dict(NNODES="2", NPROC="1")
+    rc, out, calls = speedrun(tmp_path, "--recipe", "gpu", NODE_RANK="0", MASTER_ADDR="10.0.0.1", **two)
+    assert rc == 0 and started(out) == STAGES, out
+    rc, out, calls = speedrun(tmp_path, "--recipe", "gpu", NODE_RANK="0", MASTER_ADDR="10.0.0.2", **two)
+    assert rc == 0 and skipped(out) == STAGES, out
+    rc, out, calls = speedrun(tmp_path, "--recipe", "gpu", NODE_RANK="1", MASTER_ADDR="10.0.0.2", **two)
+    assert rc == 0 and skipped(out) == STAGES and calls == [], (out, calls)   # node 1 downloads nothing, writes no report
+    assert "node 1: all torchrun stages done; node 0 writes the report" in out
+    rc, out, _ = speedrun(tmp_path, "--recipe", "gpu", "--dry-run", NODE_RANK="0", MASTER_ADDR="10.0.0.2", NNODES="3", NPROC="1")
+    assert rc == 0 and skipped(out) == ["tok_train", "tok_eval"] and started(out) == STAGES[2:], out   # 3 nodes: another run
