@@ -64,6 +64,13 @@ def test_every_page_in_chromium(served):
             assert side == pages, f"{name}: sidebar links {side} != {pages}"
             assert page.eval_on_selector_all("#sidebar a.active", "as => as.map(a => a.getAttribute('href'))") == [name]
             assert page.inner_text("h1.title").strip(), f"{name}: no title"
+            # every figure the page's notebook saved is shown, and each image has loaded (a decoded, non-empty picture)
+            imgs = page.eval_on_selector_all("main img", "es => es.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
+            broken = [src for src, ok in imgs if not ok]
+            assert not broken, f"{name}: images that did not load: {broken}"
+            figures = sorted(f"{Path(name).stem}_files/{f.name}" for f in (out / f"{Path(name).stem}_files").glob("figure-*"))
+            shown = {src for src, _ in imgs}
+            assert all(f in shown for f in figures), f"{name}: figures not on the page: {[f for f in figures if f not in shown]}"
             ids[name] = set(page.eval_on_selector_all("[id]", "es => es.map(e => e.id)"))
             links |= {(name, h) for h in page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")}
             if name == "common.html":
@@ -74,6 +81,7 @@ def test_every_page_in_chromium(served):
                 assert "nbdev_export" not in text and "#| " not in text, "a hidden cell or a directive leaked"
             if name == "index.html":
                 assert page.query_selector("main table a[href='common.html']"), "index: the course table does not link common.html"
+                assert imgs, "index: the pipeline map (a figure) is missing"
         browser.close()
     assert not problems, "\n".join(problems)
     # every link that stays on the site resolves, and its #anchor exists on the target page
