@@ -27,11 +27,11 @@ def finish(procs, timeout=120):
 
 def test_two_nodes_on_loopback_train_like_one_node_with_two_processes(tmp_path):
     base = make_base(tmp_path / "base")
-    (one, _), = finish([launcher(base, "--standalone", "--nproc_per_node", "2", tag="one")])
     port = free_port()
     node = lambda: launcher(base, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d",
-                                 "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "multinode-test", tag="two")
-    outs = finish([node(), node()])   # c10d needs no node rank: the rendezvous numbers the nodes
+                            "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "multinode-test", tag="two")
+    # all at once (each run is tiny; starting torch is most of the time); c10d needs no node rank: the rendezvous numbers the nodes
+    (one, _), *outs = finish([launcher(base, "--standalone", "--nproc_per_node", "2", tag="one"), node(), node()])
     # global rank 0 prints the progress lines; the rendezvous decides which launcher hosts it
     printed = [losses(out) for out, _ in outs]
     two = max(printed, key=len)
