@@ -162,8 +162,12 @@ def estimate(depths=(24,), ratio=8, total_batch=2**20, fp8=True, vocab_size=3276
         tot = [r for r in rows if r["depth"] == d]
         print(f"d{d}: {tot[0]['params'] / 1e6:.0f}M params, {tot[0]['flops_per_token'] / 1e9:.2f} GFLOP/token, base_train "
               f"{tot[0]['hours']:.2f} h, total {sum(r['hours'] for r in tot):.1f} h, ${sum(r['dollars'] for r in tot):.0f}")
-    print("For comparison, measured by the reference nanochat (its README leaderboard, entry #6): d24 base training "
-          "to GPT-2's CORE in 1.65 h on 8xH100.")
+    ref_h = 1.65   # the reference nanochat's README leaderboard, entry #6: d24 to GPT-2's CORE, 8xH100, measured
+    base = [r for r in rows if r["stage"] == "base_train" and r["depth"] == 24]
+    implied = f"; at our FLOPs and tokens for d24 that is {base[0]['tokens'] * base[0]['flops_per_token'] / (NODE_PEAK * ref_h * 3600):.0%} " \
+              "bf16-equivalent MFU" if base else ""
+    print(f"For comparison, measured by the reference nanochat (its README leaderboard, entry #6): d24 base training "
+          f"to GPT-2's CORE in {ref_h} h on 8xH100{implied}.")
     return rows
 
 def train_row(depth, B, fp8, a, dev, peak):
