@@ -100,3 +100,22 @@ def test_autocast_dtype_reaches_the_kernel():
     assert seen == [(torch.bfloat16, torch.bfloat16, True)] and y.dtype == torch.bfloat16
     ys = flash3_attention(q, q, q, 4, fa3=types.SimpleNamespace(flash_attn_func=lambda *a, **k: (fake_flash_attn_func(*a, **k), None)))
     assert ys.shape == q.shape    # builds that also return the softmax LSE
+
+def _fa3_or_none():
+    load_flash_attention3.cache_clear()
+    return load_flash_attention3()
+
+@pytest.mark.skipif(_fa3_or_none()[0] is None, reason=f"the real FA3 kernel did not load: {_fa3_or_none()[1]}")
+def test_real_fa3_matches_our_attention_on_hopper():
+    "On a Hopper GPU with kernels installed: the real kernel, forward and backward, against our attention in bf16."
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for H, Hkv, window in [(8, 8, 2048), (8, 2, 513), (8, 4, 1)]:
+        q = torch.randn(2, H, 1024, 128, device="cuda", dtype=torch.bfloat16, generator=g, requires_grad=True)
+        k, v = (torch.randn(2, Hkv, 1024, 128, device="cuda", dtype=torch.bfloat16, generator=g, requires_grad=True) for _ in range(2))
+        y = flash3_attention(q, k, v, window)
+        ref = attention(q, k, v, window, kernel="sdpa_mask")
+        assert (y.float() - ref.float()).abs().max().item() < 2e-2
+        gy = torch.randn_like(y)
+        a = torch.autograd.grad(y, (q, k, v), gy)
+        b = torch.autograd.grad(ref, (q, k, v), gy)
+        assert all(((x.float() - z.float()).norm() / z.float().norm()).item() < 2e-2 for x, z in zip(a, b))

@@ -146,3 +146,20 @@ def test_bench_gpu_tiny_cpu_smoke(tmp_path, one_thread, capsys):
     assert all(r["ttft_ms"] > 0 and r["step_ms"] > 0 and r["bytes_per_step"] > 0 and r["mbu"] is None for r in out["decode"])
     with pytest.raises(SystemExit): bench.main(["--device", "cpu"])                   # no untiny CPU run
     assert "add --tiny" in capsys.readouterr().err
+
+def _fp8_gpu():
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
+
+@pytest.mark.skipif(not _fp8_gpu(), reason="needs a CUDA GPU with FP8 tensor cores (capability 8.9+)")
+def test_fp8_on_the_gpu_within_the_derived_tolerance():
+    "On an FP8 GPU: cuBLAS's _scaled_mm (fast accumulation forward) stays within the tolerance derived for the CPU."
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(4096, 1536, device="cuda", generator=g, requires_grad=True)
+    w = (torch.randn(6144, 1536, device="cuda", generator=g) * 0.02).requires_grad_()
+    lin = Float8Linear.from_linear(nn.Linear(1536, 6144, bias=False, device="cuda"))
+    with torch.no_grad(): lin.weight.copy_(w)
+    with torch.autocast("cuda", dtype=torch.bfloat16): y = lin(x)
+    ref = F.linear(x.bfloat16(), w.bfloat16()).float()
+    assert ((y.float() - ref).norm() / ref.norm()).item() < 1.3 * matmul_rms(E4M3, E4M3)
+    y.float().square().mean().backward()
+    assert torch.isfinite(lin.weight.grad).all() and torch.isfinite(x.grad).all()
