@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One idempotent set-up for everything: system packages (where apt and root are available),
-# the .venv with torch first, the Rust tokenizer, the package itself (editable, with dev extras)
+# the .venv with torch first, the Rust tokenizer, the package itself (editable, with the dev and export extras)
 # and the embedded corpus. speedrun.sh and dev/test.sh both call it; a second run changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,8 +91,8 @@ fi
 
 h=$(stamp pyproject.toml)
 if ! fresh deps "$h" || ! "$VPY" -c "import nanochat" 2>/dev/null; then
-  say "installing nanochat (editable) with dev extras"
-  $PIP -e ".[dev]"
+  say "installing nanochat (editable) with the dev and export extras"
+  $PIP -e ".[dev,export]"
   mark deps "$h"
 fi
 
