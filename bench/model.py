@@ -11,7 +11,7 @@ On a GPU, `python bench/gpu.py` measures the real training step (bf16, compiled)
 import argparse, time
 import torch
 from nanochat.common import Timer
-from nanochat.gpt import GPT, config_from_depth, autocast_ctx
+from nanochat.gpt import GPT, config_from_depth, autocast_ctx, describe_attention
 
 
 def tokens_per_s(model, batch_size, seq_len, vocab_size, steps, device, warmup=1):
@@ -31,6 +31,7 @@ def tokens_per_s(model, batch_size, seq_len, vocab_size, steps, device, warmup=1
 def cpu_bench(args):
     dev = torch.device("cpu")
     print(f"CPU, fp32 eager, {torch.get_num_threads()} threads, batch {args.batch_size} x {args.seq_len} tokens, vocab {args.vocab_size}")
+    print("attention:", describe_attention("cpu", compiled=False, dtype=torch.float32, sequence_len=args.seq_len))
     print(f"{'depth':>5} {'params':>8} {'GFLOP/tok':>9} {'SSSL tok/s':>11} {'GFLOP/s':>8} {'all-L tok/s':>12} {'SSSL/L':>7}")
     for d in args.depths:
         res = {}

@@ -69,7 +69,145 @@ def load_reference(path: str, modules=("common", "flash_attention", "gpt", "opti
     return ref
 
 
-if __name__ == "__main__" and "--loader-only" in sys.argv:   # smoke test of the loader alone
-    r = load_reference(sys.argv[sys.argv.index("--reference") + 1])
-    import nanochat.gpt
-    print(r.gpt.__name__, r.gpt.__file__, "| ours:", nanochat.gpt.__file__)
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the model's parity
+
+def ref_name(ours: str) -> str:
+    "The reference's name of one of our parameters (its blocks live in transformer.h, its embedding in transformer.wte)."
+    if ours.startswith("blocks."): return "transformer.h." + ours[len("blocks."):]
+    if ours.startswith("wte."): return "transformer." + ours
+    return ours
+
+
+def build_pair(ref, depth: int, seq: int, pattern: str, vocab: int = 512, n_kv_head: int | None = None, seed: int = 0):
+    "Our GPT and the reference's at the same shape, both initialised from `seed`."
+    import torch
+    from nanochat.gpt import GPT, config_from_depth
+    cfg = config_from_depth(depth, vocab_size=vocab, sequence_len=seq, window_pattern=pattern,
+                            **({"n_kv_head": n_kv_head} if n_kv_head else {}))
+    rcfg = ref.gpt.GPTConfig(sequence_len=seq, vocab_size=vocab, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                             n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, window_pattern=pattern)
+    ours, theirs = GPT(cfg), ref.gpt.GPT(rcfg)
+    torch.manual_seed(seed); ours.init_weights()
+    torch.manual_seed(seed); theirs.init_weights()
+    return ours, theirs
+
+
+def compare_init(ours, theirs) -> list[tuple]:
+    "Per tensor: (name, our std, its std, our min, its min, our max, its max, max |ours - theirs|)."
+    rp = dict(theirs.named_parameters())
+    rows = []
+    for n, p in ours.named_parameters():
+        r = rp[ref_name(n)].detach().float()
+        p = p.detach()
+        rows.append((n, p.std().item() if p.numel() > 1 else p.item(), r.std().item() if r.numel() > 1 else r.item(),
+                     p.min().item(), r.min().item(), p.max().item(), r.max().item(), (p - r).abs().max().item()))
+    return rows
+
+
+def compare_model(ref, depth: int, seq: int, pattern: str, batch: int = 2, vocab: int = 512, n_kv_head=None, seed: int = 0):
+    """Random weights (init, then every tensor perturbed so that every feature is live) copied from ours into the
+    reference. Returns a dict: `logits` max |ours - ref|, `max_logit` |ref|, `loss` |ours - ref|, and per parameter
+    gradient relative differences ||g_ours - g_ref|| / ||g_ref||: `rel` (our loss: the fused `softcap_loss`), `rel_ce`
+    (the reference's formula, F.cross_entropy, on our logits: the model alone) and `noise` (the reference against
+    itself with the batch's rows swapped: the same sum in another order, i.e. fp32's rounding at this size)."""
+    import torch
+    import torch.nn.functional as F
+    ours, theirs = build_pair(ref, depth, seq, pattern, vocab, n_kv_head, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    rp = dict(theirs.named_parameters())
+    with torch.no_grad():
+        for n, p in ours.named_parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+            rp[ref_name(n)].copy_(p)
+    idx = torch.randint(0, vocab, (batch, seq + 1), generator=g)
+    x, y = idx[:, :-1], idx[:, 1:].clone()
+    y[0, :5] = -1   # a few ignored targets, as SFT has
+
+    def grads(model, loss):
+        model.zero_grad(set_to_none=True); loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+    with torch.no_grad(): lo, lr = ours(x), theirs(x)
+    loss_o, loss_r = ours(x, y), theirs(x, y)
+    g_o, g_r = grads(ours, loss_o), grads(theirs, loss_r)
+    g_ce = grads(ours, F.cross_entropy(ours(x).flatten(0, 1), y.flatten(), ignore_index=-1))
+    g_swap = grads(theirs, theirs(x.flip(0), y.flip(0)))
+
+    def rel(a, b): return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+    out = dict(logits=(lo - lr).abs().max().item(), max_logit=lr.abs().max().item(), loss=abs(loss_o.item() - loss_r.item()))
+    for key, gg in (("rel", g_o), ("rel_ce", g_ce)): out[key] = {n: rel(gg[n], g_r[ref_name(n)]) for n in g_o}
+    out["noise"] = {n: rel(g_swap[ref_name(n)], g_r[ref_name(n)]) for n in g_o}
+    return out
+
+
+def model_parity(ref, depths=(2, 4), seqs=(64, 256), patterns=("L", "SL", "SSSL"), logit_tol=1e-4, grad_tol=1e-5):
+    """Print the logits, loss and gradient differences at every configuration; return (ok, rows). ok: the logits are
+    within `logit_tol` and every gradient through the model (the reference's loss formula on our logits) within
+    `grad_tol`, except a parameter whose gradient the reference cannot reproduce itself to `grad_tol` (rows swapped:
+    its gradient is at the level of fp32 rounding, e.g. backout_lambda at depth 2, where backout subtracts a multiple of
+    the last block's own output and the final norm erases it). Our fused loss's gradients are printed beside."""
+    print(f"model parity, CPU fp32, random weights copied across (targets: logits max |d| <= {logit_tol:g}, gradient rel <= {grad_tol:g})")
+    print("  grad rel = ||g_ours - g_ref|| / ||g_ref||, worst parameter. 'model': our logits through the reference's loss formula "
+          "(tanh softcap, F.cross_entropy);\n  'fused': our own loss (softcap_loss), worst parameter named; 'ref noise': the "
+          "reference against itself with the batch rows swapped. Parameters whose ref noise > the target are left out of\n"
+          "  'model' and listed last (their gradient is fp32 rounding).")
+    print(f"{'config':>17} {'logits max|d|':>13} {'|logit|max':>10} {'loss |d|':>8} {'model':>8}  {'fused':>8} {'(parameter)':<28} {'ref noise':>9} {'ok':>3}  rounding-level")
+    ok, rows = True, []
+    cases = [(d, T, p, None) for d in depths for T in seqs for p in patterns] + [(4, 256, "SSSL", 1)]   # + GQA (2 heads : 1)
+    for d, T, pat, kv in cases:
+        r = compare_model(ref, d, T, pat, n_kv_head=kv)
+        noisy = sorted(n for n, v in r["noise"].items() if v > grad_tol)
+        worst_ce = max(v for n, v in r["rel_ce"].items() if n not in noisy)
+        worst = max((n for n in r["rel"] if n not in noisy), key=r["rel"].get)
+        good = r["logits"] <= logit_tol and worst_ce <= grad_tol
+        ok &= good
+        name = f"d{d} T{T} {pat}" + (f" kv{kv}" if kv else "")
+        rows.append(dict(config=name, worst_model=worst_ce, worst_fused=r["rel"][worst], noisy=noisy, **r))
+        print(f"{name:>17} {r['logits']:13.2e} {r['max_logit']:10.2f} {r['loss']:8.1e} {worst_ce:8.1e}  {r['rel'][worst]:8.1e} "
+              f"{worst:<28} {r['noise'][worst]:9.1e} {'yes' if good else 'NO':>3}  "
+              + ", ".join(f"{n} (model {r['rel_ce'][n]:.0e}, noise {r['noise'][n]:.0e})" for n in noisy))
+    return ok, rows
+
+
+def init_parity(ref, depth: int = 4, seq: int = 256, pattern: str = "SSSL", seed: int = 0) -> bool:
+    "Print the initialisation's statistics side by side; True when every tensor matches (values, or std and bounds)."
+    rows = compare_init(*build_pair(ref, depth, seq, pattern, seed=seed))
+    same = sum(r[-1] == 0 for r in rows)
+    print(f"\ninit parity, d{depth}, seed {seed}: {same} of {len(rows)} tensors identical to the reference's draws")
+    print(f"{'parameter':<28} {'std ours':>9} {'std ref':>9} {'min ours':>9} {'min ref':>9} {'max ours':>9} {'max ref':>9} {'max|d|':>8}")
+    ok = True
+    for n, so, sr, mino, minr, maxo, maxr, d in rows:
+        # equal draws, or else the same distribution: std within 3% and bounds within 5% of the range
+        good = d == 0 or (abs(so - sr) <= 0.03 * abs(sr) + 1e-8 and abs(mino - minr) <= 0.05 * (maxr - minr) + 1e-8
+                          and abs(maxo - maxr) <= 0.05 * (maxr - minr) + 1e-8)
+        ok &= good
+        if not n.startswith("blocks.") or n.startswith(("blocks.0.", "blocks.1.")) or not good:   # one pair of blocks is enough to read
+            print(f"{n:<28} {so:9.4f} {sr:9.4f} {mino:9.4f} {minr:9.4f} {maxo:9.4f} {maxr:9.4f} {d:8.1e}{'' if good else '  NO'}")
+    return ok
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reference", required=True, help="a checkout of karpathy/nanochat at 92d63d4 (see above)")
+    p.add_argument("--model-only", action="store_true", help="the model and its init only, not dev/parity_optim.py")
+    args = p.parse_args(argv)
+    ref = load_reference(args.reference)
+    import torch
+    torch.set_num_threads(min(4, torch.get_num_threads()))
+    ok, _ = model_parity(ref)
+    ok &= init_parity(ref)
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not args.model_only and os.path.exists(os.path.join(here, "parity_optim.py")):   # the optimizer's parity, by its own script
+        sys.path.insert(0, here)
+        import parity_optim
+        print()
+        res = parity_optim.main(ref)
+        if res is False: ok = False
+    print("\nall within tolerance" if ok else "\nSOME DIFFERENCES ARE OUT OF TOLERANCE")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,7 +41,11 @@ def test_bf16_step_matches_fp32_step():
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     (l32, g32), (l16, g16) = res[torch.float32], res[torch.bfloat16]
     assert abs(l16 - l32) / l32 < 0.01, (l32, l16)
-    cos = [torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item() for a, b in zip(g32, g16) if a.norm() > 0]
+    # at depth 2 backout subtracts a multiple of the last block's own output, which the final norm erases: backout_lambda's
+    # gradient is zero up to rounding (~1e-7), so it has no direction to compare
+    live = [n != "backout_lambda" for n, _ in model.named_parameters()]
+    cos = [torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+           for a, b, keep in zip(g32, g16, live) if keep and a.norm() > 0]
     assert min(cos) > 0.99, cos
 
 def _val_bpb(out: str) -> float: return float(re.findall(r"val bpb (\d+\.\d+)", out)[-1])
@@ -70,7 +74,9 @@ def test_fused_loss_matches_the_logits_path():
     assert model(x).abs().max() > 14                      # the cap is reached, where the tanh and sigmoid forms could part
     (l_ref, g_ref, ps_ref), (l32, g32, ps32) = run(plain, torch.float32), run(fused, torch.float32)
     assert abs(l32 - l_ref) <= 1e-5 * l_ref
-    for (n, _), a, b in zip(model.named_parameters(), ps32, ps_ref): assert (a - b).norm() <= 1e-4 * b.norm(), n
+    for (n, _), a, b in zip(model.named_parameters(), ps32, ps_ref):
+        if n == "backout_lambda": assert a.abs().max() < 1e-5 and b.abs().max() < 1e-5; continue   # zero at depth 2 (rounding)
+        assert (a - b).norm() <= 1e-4 * b.norm(), n
     with torch.no_grad():
         per_token = model(x, y, loss_reduction="none")
         ref = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-1, reduction="none")
