@@ -39,6 +39,7 @@ def fa3_window_size(window: int, T: int) -> tuple[int, int]:
 
 def flash3_attention(q, k, v, window: int, fa3=None) -> torch.Tensor:
     "Causal attention of q (B, H, T, D) over k, v (B, Hkv, T, D) in windows of `window` keys, by FA3 (`fa3`: default the loaded kernel)."
+    # inside a torch.compile'd model pass `fa3`, resolved once at start-up: the loader is Python that dynamo should not trace
     if fa3 is None:
         fa3, why = load_flash_attention3()
         if fa3 is None: raise RuntimeError(f"Flash Attention 3 is not available ({why}): call nanochat.gpt.attention instead")
