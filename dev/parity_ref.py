@@ -187,6 +187,27 @@ def init_parity(ref, depth: int = 4, seq: int = 256, pattern: str = "SSSL", seed
     return ok
 
 
+def counts_parity(ref, depths=(2, 4, 12, 20, 24, 26), vocab: int = 32768, seq: int = 2048) -> bool:
+    "Parameter counts by group and training FLOPs per token (estimate_flops), ours against the reference's, on meta tensors."
+    import contextlib, io, torch
+    from nanochat.gpt import GPT, config_from_depth
+    print(f"\ncounts, vocab {vocab}, sequence {seq}: parameters by group and FLOPs per token (ours = reference unless marked)")
+    ok = True
+    for d in depths:
+        cfg = config_from_depth(d, vocab_size=vocab, sequence_len=seq)
+        with torch.device("meta"), contextlib.redirect_stdout(io.StringIO()):
+            ours = GPT(cfg)
+            theirs = ref.gpt.GPT(ref.gpt.GPTConfig(sequence_len=seq, vocab_size=vocab, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                                                   n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, window_pattern=cfg.window_pattern))
+        n, r = ours.num_params(), theirs.num_scaling_params()
+        mine = [n["wte"], n["value_embeds"], n["lm_head"], n["matrices"], n["scalars"], n["total"], ours.estimate_flops()]
+        refs = [r["wte"], r["value_embeds"], r["lm_head"], r["transformer_matrices"], r["scalars"], r["total"], theirs.estimate_flops()]
+        ok &= mine == refs
+        print(f"  d{d:<3} wte {mine[0]:>11,} ve {mine[1]:>13,} lm_head {mine[2]:>11,} matrices {mine[3]:>13,} scalars {mine[4]:>4} "
+              f"total {mine[5]:>14,} FLOPs/token {mine[6]:>15,}" + ("" if mine == refs else f"   reference {refs}"))
+    return ok
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -198,6 +219,7 @@ def main(argv=None):
     torch.set_num_threads(min(4, torch.get_num_threads()))
     ok, _ = model_parity(ref)
     ok &= init_parity(ref)
+    ok &= counts_parity(ref)
     here = os.path.dirname(os.path.abspath(__file__))
     if not args.model_only and os.path.exists(os.path.join(here, "parity_optim.py")):   # the optimizer's parity, by its own script
         sys.path.insert(0, here)
