@@ -106,6 +106,19 @@ def compare_init(ours, theirs) -> list[tuple]:
     return rows
 
 
+def random_pair(ref, depth, seq, pattern, vocab=512, n_kv_head=None, seed=0):
+    "build_pair, then every tensor of ours perturbed (so every feature is live) and copied into the reference's; and the generator."
+    import torch
+    ours, theirs = build_pair(ref, depth, seq, pattern, vocab, n_kv_head, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    rp = dict(theirs.named_parameters())
+    with torch.no_grad():
+        for n, p in ours.named_parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+            rp[ref_name(n)].copy_(p)
+    return ours, theirs, g
+
+
 def compare_model(ref, depth: int, seq: int, pattern: str, batch: int = 2, vocab: int = 512, n_kv_head=None, seed: int = 0):
     """Random weights (init, then every tensor perturbed so that every feature is live) copied from ours into the
     reference. Returns a dict: `logits` max |ours - ref|, `max_logit` |ref|, `loss` |ours - ref|, and per parameter
@@ -114,13 +127,8 @@ def compare_model(ref, depth: int, seq: int, pattern: str, batch: int = 2, vocab
     itself with the batch's rows swapped: the same sum in another order, i.e. fp32's rounding at this size)."""
     import torch
     import torch.nn.functional as F
-    ours, theirs = build_pair(ref, depth, seq, pattern, vocab, n_kv_head, seed)
-    g = torch.Generator().manual_seed(seed + 1)
+    ours, theirs, g = random_pair(ref, depth, seq, pattern, vocab, n_kv_head, seed)
     rp = dict(theirs.named_parameters())
-    with torch.no_grad():
-        for n, p in ours.named_parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.3)
-            rp[ref_name(n)].copy_(p)
     idx = torch.randint(0, vocab, (batch, seq + 1), generator=g)
     x, y = idx[:, :-1], idx[:, 1:].clone()
     y[0, :5] = -1   # a few ignored targets, as SFT has
@@ -187,6 +195,25 @@ def init_parity(ref, depth: int = 4, seq: int = 256, pattern: str = "SSSL", seed
     return ok
 
 
+def decode_parity(ref, depth=4, seq=256, pattern="SSSL", prompt=100, new=100, vocab=512, tol=1e-4) -> bool:
+    "KV-cache generation: a prompt's prefill, then one token at a time past the S window; ours against the reference's KVCache."
+    import torch
+    ours, theirs, g = random_pair(ref, depth, seq, pattern, vocab)
+    engine, c, B, T = ref.import_module("nanochat.engine"), ours.config, 2, prompt + new
+    idx = torch.randint(0, vocab, (B, T), generator=g)
+    with torch.no_grad():
+        oc = ours.new_kv_cache(B, T, dtype=torch.float32)
+        rc = engine.KVCache(B, c.n_kv_head, T, c.head_dim, c.n_layer, "cpu", torch.float32)
+        lo, lr = [ours(idx[:, :prompt], kv_cache=oc)], [theirs(idx[:, :prompt], kv_cache=rc)]
+        for t in range(prompt, T):
+            lo.append(ours(idx[:, t:t + 1], kv_cache=oc)); lr.append(theirs(idx[:, t:t + 1], kv_cache=rc))
+        d = (torch.cat(lo, 1) - torch.cat(lr, 1)).abs().max().item()
+        full = (torch.cat(lo, 1) - theirs(idx)).abs().max().item()
+    print(f"\nKV-cache decoding, d{depth} {pattern}, S window {ours.window_sizes[0]} keys: prefill {prompt} then {new} single tokens, "
+          f"logits max |ours - ref| {d:.2e}, ours against the reference's full forward {full:.2e} ({'yes' if max(d, full) <= tol else 'NO'})")
+    return max(d, full) <= tol
+
+
 def counts_parity(ref, depths=(2, 4, 12, 20, 24, 26), vocab: int = 32768, seq: int = 2048) -> bool:
     "Parameter counts by group and training FLOPs per token (estimate_flops), ours against the reference's, on meta tensors."
     import contextlib, io, torch
@@ -220,6 +247,7 @@ def main(argv=None):
     ok, _ = model_parity(ref)
     ok &= init_parity(ref)
     ok &= counts_parity(ref)
+    ok &= decode_parity(ref)
     here = os.path.dirname(os.path.abspath(__file__))
     if not args.model_only and os.path.exists(os.path.join(here, "parity_optim.py")):   # the optimizer's parity, by its own script
         sys.path.insert(0, here)
