@@ -99,3 +99,29 @@ def test_bench_gpu_measurements_run_on_cpu():
     assert bench.kernels(m.config, 64) == ["flex_window / sdpa_mask", "sdpa_causal / sdpa_mask"]
     rows = bench.estimate(depths=(20,))
     assert rows[0]["stage"] == "base_train" and rows[0]["tokens"] > 1e9   # billions at d20 (the recipe's tokens per parameter sets how many)
+
+def test_compiled_model_with_flash3_matches_the_mask_path(monkeypatch):
+    "Flash Attention 3's place in the compiled model, on CPU: CUDA's choice forced and a stand-in for the kernel (the mask"
+    " path) give the eager loss; FA3 takes every layer (whole sequences); the first compile resolves nanochat.flash once."
+    import nanochat.gpt as gpt
+    eager = tiny()
+    for p in eager.parameters(): torch.nn.init.normal_(p, std=0.05)
+    x, y = batch()
+    with torch.no_grad(): ref = eager(x, y).item()
+    calls, used, choose = [], [], gpt.attention_kernel
+    def stand_in(q, k, v, window):
+        calls.append(window); return gpt.attention(q, k, v, window, kernel="sdpa_mask")
+    def as_on_cuda_in_bf16(device_type, *a, **k):
+        used.append(choose("cuda", *a, **{**k, "dtype": torch.bfloat16})); return used[-1]
+    monkeypatch.setattr(gpt, "_FLASH3", (stand_in, "a stand-in"))
+    monkeypatch.setattr(gpt, "attention_kernel", as_on_cuda_in_bf16)
+    with torch.no_grad(): got = torch.compile(copy.deepcopy(eager), dynamic=False)(x, y).item()
+    assert set(used) == {"flash3"} and sorted(set(calls)) == sorted(set(eager.window_sizes))   # both layers, their own windows
+    assert got == pytest.approx(ref, rel=1e-5)
+    # not yet resolved when compiling (no describe_attention first): resolved inside the compiled call, on this machine to
+    # "not available", and the model falls back to the choice without FA3
+    monkeypatch.setattr(gpt, "_FLASH3", None)
+    used.clear()
+    with torch.no_grad(): got = torch.compile(copy.deepcopy(eager), dynamic=False)(x, y).item()
+    assert gpt._FLASH3 is not None and gpt._FLASH3[0] is None and set(used) == {"flex_window", "sdpa_causal"}
+    assert got == pytest.approx(ref, rel=1e-5)
