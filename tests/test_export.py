@@ -130,16 +130,23 @@ def test_chat_template_equals_render_for_completion(world):
 
 
 def test_greedy_generate_equals_engine(world):
-    "32 greedy tokens from transformers' generate, with and without the KV cache, equal our Engine's (fp32)."
+    """32 greedy tokens from transformers' generate, with and without the KV cache, equal ours (fp32): all 32 against
+    GPT.generate (no stop tokens), and against the Engine up to where it stops (a turn-ending token) or runs its tool."""
     tok, hf, model = world["tok"], world["hf"], world["model"]
     eng = Engine(model, tok, dtype=torch.float32)
+    tool = {tok.encode_special("<|python_start|>")}
     for q in ["Hello!", "What is 12*7? Explain.", "東京?"]:
         prompt = tok.render_for_completion([{"role": "user", "content": q}])
-        ours = eng.generate_batch(prompt, max_tokens=32, temperature=0)[0][0][len(prompt):]
-        assert len(ours) == 32, f"the Engine stopped early ({len(ours)} tokens): the comparison would be short"
+        ours = list(model.generate(prompt, 32, temperature=0, dtype=torch.float32))
+        engine = eng.generate_batch(prompt, max_tokens=32, temperature=0)[0][0][len(prompt):]
+        cut = next((i for i, t in enumerate(ours) if t in eng.stop_ids | tool), 32)
+        assert engine[:cut] == ours[:cut] and (cut < 32 or len(engine) == 32), (q, engine, ours)
         for use_cache in (True, False):
-            out = hf.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False, use_cache=use_cache)[0, len(prompt):].tolist()
-            assert out == ours, (q, use_cache)
+            full = hf.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False, use_cache=use_cache, eos_token_id=None)
+            assert full[0, len(prompt):].tolist() == ours, (q, use_cache)
+            stopping = hf.generate(torch.tensor([prompt]), max_new_tokens=32, do_sample=False, use_cache=use_cache)  # generation_config's stops
+            n = next((i + 1 for i, t in enumerate(ours) if t in eng.stop_ids), 32)
+            assert stopping[0, len(prompt):].tolist() == ours[:n], (q, use_cache)
 
 
 def test_generate_past_the_context_grows_the_cache(world):

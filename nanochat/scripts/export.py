@@ -41,7 +41,7 @@ def hf_config(model, tokenizer, meta: dict, dtype=torch.float32) -> dict:
     return {"model_type": EXPORT_MODEL_TYPE, "architectures": ["NanoChatCourseForCausalLM"],
             "auto_map": {"AutoConfig": "hf.NanoChatCourseConfig", "AutoModelForCausalLM": "hf.NanoChatCourseForCausalLM"},
             **asdict(model.config), "dtype": str(dtype).removeprefix("torch."), "tie_word_embeddings": False,
-            "bos_token_id": bos, "eos_token_id": end, "pad_token_id": bos,
+            "bos_token_id": bos, "eos_token_id": end,
             "nanochat": {k: meta.get(k) for k in ("source", "model_tag", "step")} | {"package_version": nanochat.__version__}}
 
 # %% ../../nbs/17_export.ipynb #73c52266
@@ -113,14 +113,14 @@ CHAT_TEMPLATE = (
 def hf_tokenizer_config(tokenizer, max_len: int) -> dict:
     "tokenizer_config.json: the tokenizer class, its special tokens, the chat template."
     return {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|bos|>", "eos_token": "<|assistant_end|>",
-            "pad_token": "<|bos|>", "model_max_length": max_len, "clean_up_tokenization_spaces": False, "chat_template": CHAT_TEMPLATE}
+            "model_max_length": max_len, "clean_up_tokenization_spaces": False, "chat_template": CHAT_TEMPLATE}
 
 # %% ../../nbs/17_export.ipynb #e3fe1a90
 def hf_generation_config(tokenizer) -> dict:
-    "generation_config.json: chat_cli's sampling defaults, and the Engine's stop tokens (<|assistant_end|> first)."
+    "generation_config.json: chat_cli's sampling defaults, and the Engine's stop tokens (<|assistant_end|> first); no pad token (see above)."
     end = tokenizer.encode_special("<|assistant_end|>")
     return {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": [end, *sorted(turn_end_ids(tokenizer) - {end})],
-            "pad_token_id": tokenizer.bos_token_id, "do_sample": True, "temperature": 0.6, "top_k": 50, "max_new_tokens": 256}
+            "do_sample": True, "temperature": 0.6, "top_k": 50, "max_new_tokens": 256}
 
 # %% ../../nbs/17_export.ipynb #6985b406
 def model_card(model, meta: dict, base_dir=None, repo: str | None = None) -> str:
