@@ -130,7 +130,8 @@ def _load_flash3():
     try: from nanochat.flash import load_flash_attention3, flash3_attention
     except ImportError as e: return None, f"nanochat.flash is not available ({e})"
     kernel, why = load_flash_attention3()
-    return (flash3_attention if kernel is not None else None), why
+    # the kernel bound now: inside a compiled model the call then runs no loader code for dynamo to trace
+    return (functools.partial(flash3_attention, fa3=kernel) if kernel is not None else None), why
 
 def flash3():
     "`(flash3_attention, why)` where Flash Attention 3 loads, else `(None, why)`; asked once, then cached."
