@@ -126,7 +126,7 @@ def load_model(stage, tag: str | None = None, step: int | None = None, device="c
     if stage not in STAGE_COMMANDS: return load_exported(stage, device)   # a folder written by nanochat.scripts.export (below)
     tag = tag or latest_tag(stage, base_dir)
     state, meta, _ = load_checkpoint(stage, tag, step, device, base_dir=base_dir)
-    model = GPT(GPTConfig(**meta["config"])).to(device)
+    model = GPT(GPTConfig.from_saved(meta["config"])).to(device)
     model.load_state_dict(state)
     return model.eval(), get_tokenizer(base_dir), meta
 
@@ -167,6 +167,6 @@ def load_exported(folder, device="cpu"):
     try: from safetensors.torch import load_file
     except ImportError as e: raise ImportError("model.safetensors needs the safetensors package: pip install safetensors (or pip install -e '.[export]')") from e
     config = {f.name: cfg[f.name] for f in dataclasses.fields(GPTConfig) if f.name in cfg}
-    model = GPT(GPTConfig(**config)).to(device)
+    model = GPT(GPTConfig.from_saved(config)).to(device)
     model.load_state_dict({k.removeprefix("model."): v for k, v in load_file(d/"model.safetensors", device=str(device)).items()})
     return model.eval(), _exported_tokenizer(d), {**cfg.get("nanochat", {}), "config": config}

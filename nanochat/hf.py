@@ -26,7 +26,7 @@ class NanoChatCourseConfig(PretrainedConfig):
         for f in dataclasses.fields(GPTConfig): setattr(self, f.name, kw.pop(f.name, getattr(defaults, f.name)))
         super().__init__(**kw)
 
-    def gpt_config(self) -> GPTConfig: return GPTConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GPTConfig)})
+    def gpt_config(self) -> GPTConfig: return GPTConfig.from_saved({f.name: getattr(self, f.name) for f in dataclasses.fields(GPTConfig)})
 
 # %% ../nbs/17b_hf_model.ipynb #7f726545
 class NanoChatCourseForCausalLM(PreTrainedModel, GenerationMixin):
