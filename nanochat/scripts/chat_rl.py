@@ -122,23 +122,32 @@ def _evaluate(engine, tokenizer, task, args, step) -> dict:
     return dict(step=step, pass1=c["sample_correct"] / n, passk=c["correct"] / n)
 
 # %% ../../nbs/13_chat_rl.ipynb #e5c32afd
-def train(args) -> dict:
-    "RL-finetune the `--source` model on `--task`; returns the metrics."
-    _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
-    dtype = compute_dtype(device.type, args.dtype)   # rollouts (Engine) and the policy-gradient step alike
-    autocast = autocast_ctx(device.type, dtype)
+def _policy(args, device, dtype):
+    "The `--source` model, its tokenizer, its optimizers at `--init-lr-frac` of their learning rates, and its tag."
     tag = args.model_tag or latest_tag(args.source, args.base_dir)   # the rl checkpoints keep the source's tag
     model, tokenizer, _ = load_model(args.source, tag, args.model_step, device, base_dir=args.base_dir)
     optimizers = model.setup_optimizers(args.unembedding_lr, args.embedding_lr, args.matrix_lr, weight_decay=args.weight_decay, dtype=dtype)
     for o in optimizers:
         for g in o.param_groups: g["lr"] = g["initial_lr"] = g["initial_lr"] * args.init_lr_frac
-    step, metrics = 0, dict(reward=[], passk=[], eval=[])
-    if args.resume_from_step >= 0:
-        sd, m, rs = load_checkpoint("rl", tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
-        model.load_state_dict(sd)
-        for o, s in zip(optimizers, rs["optimizer"]): o.load_state_dict(s)
-        step, metrics = m["step"], m["metrics"]
-        print0(f"resumed from rl step {step}")
+    return model, tokenizer, optimizers, tag
+
+def _resume(args, tag, model, optimizers, device) -> tuple[int, dict]:
+    "The step and metrics to continue from: those of the `--resume-from-step` checkpoint, else a fresh start."
+    if args.resume_from_step < 0: return 0, dict(reward=[], passk=[], eval=[])
+    sd, m, rs = load_checkpoint("rl", tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
+    model.load_state_dict(sd)
+    for o, s in zip(optimizers, rs["optimizer"]): o.load_state_dict(s)
+    print0(f"resumed from rl step {m['step']}")
+    return m["step"], m["metrics"]
+
+# %% ../../nbs/13_chat_rl.ipynb #c0c594d3
+def train(args) -> dict:
+    "RL-finetune the `--source` model on `--task`; returns the metrics."
+    _, rank, _, world, device = compute_init(args.device_type, seed=args.seed)
+    dtype = compute_dtype(device.type, args.dtype)   # rollouts (Engine) and the policy-gradient step alike
+    autocast = autocast_ctx(device.type, dtype)
+    model, tokenizer, optimizers, tag = _policy(args, device, dtype)
+    step, metrics = _resume(args, tag, model, optimizers, device)
     train_task, test_task = TASKS[args.task](args)
     engine, n = Engine(model, tokenizer, dtype), args.num_steps
     print0(f"RL on {args.task}: {n} steps x {args.prompts_per_step} prompts x {args.num_samples} samples, {world} process(es)")
