@@ -82,7 +82,7 @@ def main():
         for i in range(a.repeats):
             for dt in rates: rates[dt] += loop_tok_s(argv + ["--dtype", dt, "--model-tag", f"b{d}{dt}{i}"])
         f32, au = statistics.median(rates["float32"]), statistics.median(rates["auto"])
-        r = bt.derive_recipe(d, seq, vocab)
+        r = bt.derive_recipe(d, seq, vocab, device_batch_size=B, total_batch_size=2 * B * seq)
         with torch.device("meta"): flops = GPT(r["config"]).estimate_flops()
         peak = get_peak_flops() if gpu else None
         mfu = f"{100 * flops * au / peak:5.1f}%" if peak else "   n/a"

@@ -67,6 +67,8 @@ def test_kill_9_then_resume_continues_exactly(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--depth", "0"], "--depth must be at least 1, got 0"),
     (["--total-batch-size", "1000"], "not a multiple of device_batch_size x max_seq_len x world_size"),
+    (["--total-batch-size", "0"], "--total-batch-size must be positive, or -1 to derive it from the depth"),
+    (["--total-batch-size", "-1", "--device-batch-size", "3"], "base_train: --total-batch-size"),   # the derived batch does not split
     (["--device-batch-size", "-2"], "--device-batch-size must be at least 1"),
     (["--resume-from-step", "3"], "make one with: python -m nanochat.scripts.base_train"),
 ])
