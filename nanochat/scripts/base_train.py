@@ -16,7 +16,7 @@ import torch.distributed as dist
 from ..common import (compute_init, compute_dtype, compute_cleanup, print0, malloc_name, get_base_dir, get_peak_flops, get_dist_info,
                              autodetect_device_type, write_report)
 from ..tokenizer import get_tokenizer, get_token_bytes
-from ..gpt import GPT, config_from_depth, autocast_ctx
+from ..gpt import GPT, GPTConfig, config_from_depth, autocast_ctx
 import nanochat.optim  # adds GPT.setup_optimizers
 from ..dataloader import data_loader
 from ..dataset import data_dir
@@ -179,6 +179,7 @@ def train(args):
     step, loader_state, smooth, metrics = 0, None, 0.0, {"val_bpb": [], "train_loss": []}
     if args.resume_from_step >= 0:
         sd, meta, rs = load_checkpoint("base", args.model_tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
+        GPTConfig.from_saved(meta["config"])   # a checkpoint of an older model version: refused with what to do
         model.load_state_dict(sd)
         for o, s in zip(optimizers, rs["optimizer"]): o.load_state_dict(s)
         step, loader_state, smooth, metrics = meta["step"], rs["loader"], meta["smooth_loss"], meta["metrics"]

@@ -137,7 +137,7 @@ def _start(args, stage, device, tokenizer):
         raise ValueError(f"--source {stage} would write over the model it starts from ({stage}/{src_tag}): name the new one with --model-tag")
     if args.resume_from_step >= 0: sd, meta, rs = load_checkpoint(stage, tag, args.resume_from_step, device, load_optimizer=True, base_dir=args.base_dir)
     else: (sd, meta, _), rs = load_checkpoint(args.source, src_tag, args.source_step, device, base_dir=args.base_dir), None
-    config = GPTConfig(**meta["config"])
+    config = GPTConfig.from_saved(meta["config"])   # a model of an older version is refused with what to do
     if config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the {args.source} model {src_tag!r} has a vocabulary of {config.vocab_size} tokens but the tokenizer has "
                          f"{tokenizer.vocab_size}: the tokenizer was retrained since; retrain the model or restore that tokenizer")
