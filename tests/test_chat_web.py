@@ -344,10 +344,14 @@ def test_ui_streams_regenerates_and_edits(server, browser):
     page = open_page(browser, server, problems)
     page.fill("#temperature", "0")        # greedy never ends: a long reply we can watch arrive
     page.fill("#input", "Hello from Chromium")
+    # streamed: part of the reply is on screen while the page still says it is streaming. A DOM observer records it
+    # (polling for that state could miss it on a fast machine: the whole reply may stream between two polls)
+    page.evaluate("""window.sawStreaming = false; new MutationObserver(() => {
+        const b = document.querySelector('.msg.assistant .body');
+        if (document.body.dataset.state === 'streaming' && b && b.textContent.length > 0) window.sawStreaming = true;
+    }).observe(document.body, {attributes: true, childList: true, subtree: true, characterData: true})""")
     page.press("#input", "Enter")
-    # streamed: part of the reply is on screen while the page still says it is streaming
-    page.wait_for_function("document.body.dataset.state === 'streaming' && "
-                           "document.querySelector('.msg.assistant .body').textContent.length > 0", timeout=30_000)
+    page.wait_for_function("window.sawStreaming === true", timeout=30_000)
     page.wait_for_selector("body[data-state=idle]", timeout=30_000)
     first = reply_text(page)
     assert len(first) > 0 and page.inner_text(".msg.user").startswith("Hello from Chromium")
