@@ -59,3 +59,22 @@ def test_course_totals():
     per = {n: figures(cells(n)) for n in names}
     print(f"\n{sum(per.values())} figures in {len(names)} notebooks:", {n: k for n, k in per.items() if k})
     assert sum(per.values()) >= 53, f"the course lost figures: {sum(per.values())}"
+
+def test_doc_build_runs_no_lesson_code():
+    """nbdev's doc build executes every cell that imports something (and the exported ones) to render `show_doc`; a cell
+    that imports *and* trains, times or plots would run again in the docs build, slowly or failing there. So a visible
+    cell with an import holds only imports, functions and classes: the lesson code goes in the next cell."""
+    import ast
+    from nbdev.processors import _do_eval
+    from nbdev.process import NBProcessor
+    bad = []
+    for p in sorted(NBS.glob("[!_.]*.ipynb")):
+        for c in NBProcessor(p).nb.cells:   # cells as nbdev parses them (directives_, parsed_)
+            if c.cell_type != "code" or not _do_eval(c): continue   # hidden cells too: the build runs them before hiding
+            if set(c.directives_) & {"export", "exports", "exporti", "exec_doc"}: continue   # nbdev runs those by design
+            body = ast.parse("\n".join(l for l in c.source.splitlines() if not l.lstrip().startswith(("%", "!")))).body
+            ok = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            quiet = lambda n: isinstance(n, ast.With) and all(isinstance(m, ok) for m in n.body)   # an import under a context manager
+            if any(not (isinstance(n, ok) or quiet(n)) for n in body):
+                bad.append(f"{p.stem} cell {c.idx_}: {c.source[:80]!r}")
+    assert not bad, "cells the doc build would run (imports beside lesson code; move the imports to a cell of their own):\n" + "\n".join(bad)
