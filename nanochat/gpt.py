@@ -6,18 +6,18 @@ Docs: https://nanochat-course.github.io/nanochat/model.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_VERSION', 'VE_GATE_CHANNELS', 'VE_GATE_SCALE', 'QK_SCALE', 'SMEAR_CHANNELS', 'GPTConfig', 'config_from_depth',
-           'autocast_ctx', 'norm', 'rotary_cos_sin', 'apply_rotary', 'flash3', 'attention_kernel', 'window_block_mask',
-           'flex_window_attention', 'attention', 'describe_attention', 'has_ve', 'CausalSelfAttention', 'MLP', 'Block',
-           'GPT', 'softcap_loss', 'KVCache']
+           'norm', 'rotary_cos_sin', 'apply_rotary', 'has_ve', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'KVCache']
 
 # %% ../nbs/04_model.ipynb #3e320dcc
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass, asdict, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .common import compute_dtype
+# the fast paths are lesson 04a_fast (nanochat.kernels); imported here, they stay part of nanochat.gpt's API
+from .kernels import (autocast_ctx, attention, attention_kernel, describe_attention, flash3, softcap_loss,
+                              window_block_mask, flex_window_attention)
 
 # %% ../nbs/04_model.ipynb #5cb3ede7
 MODEL_VERSION = 2   # bumped whenever forward computes something else from the same weights (see GPTConfig.from_saved)
@@ -93,12 +93,6 @@ def _from_saved(cls, d: dict) -> GPTConfig:
 
 GPTConfig.from_saved = classmethod(_from_saved)
 
-# %% ../nbs/04_model.ipynb #fdff80a6
-def autocast_ctx(device_type: str, dtype: torch.dtype | None = None):
-    "bf16 autocast when computing in bf16 (`dtype`, default: `compute_dtype(device_type)`), else a no-op context (fp32)."
-    if (dtype or compute_dtype(device_type)) == torch.bfloat16: return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
-    return nullcontext()
-
 # %% ../nbs/04_model.ipynb #9c58fb41
 def norm(x: torch.Tensor) -> torch.Tensor:
     "Parameter-free RMSNorm over the last dimension."
@@ -117,76 +111,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     x1, x2 = x[..., :d], x[..., d:]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
-
-# %% ../nbs/04_model.ipynb #a7e0c002
-import functools
-try: from torch.nn.attention.flex_attention import flex_attention, create_block_mask
-except ImportError: flex_attention = create_block_mask = None   # torch < 2.5: the mask path everywhere
-
-_FLASH3 = None   # (flash3_attention or None, why), asked once by flash3()
-
-@torch.compiler.disable   # the import and the kernel's loading run once, outside any compiled graph
-def _load_flash3():
-    try: from nanochat.flash import load_flash_attention3, flash3_attention
-    except ImportError as e: return None, f"nanochat.flash is not available ({e})"
-    kernel, why = load_flash_attention3()
-    # the kernel bound now: inside a compiled model the call then runs no loader code for dynamo to trace
-    return (functools.partial(flash3_attention, fa3=kernel) if kernel is not None else None), why
-
-def flash3():
-    "`(flash3_attention, why)` where Flash Attention 3 loads, else `(None, why)`; asked once, then cached."
-    global _FLASH3
-    if _FLASH3 is None: _FLASH3 = _load_flash3()
-    return _FLASH3
-
-def attention_kernel(device_type: str, window: int, Tq: int, Tk: int, q_start: int = 0, cached: bool = False,
-                     compiled: bool | None = None, dtype: torch.dtype | None = None) -> str:
-    "The kernel for one attention call: 'flash3', 'sdpa_causal', 'flex_window' or 'sdpa_mask' (the table above)."
-    whole = q_start == 0 and Tq == Tk   # a whole sequence: training, evaluation, a prompt's prefill
-    # FA3 computes in bf16/fp16 only; `dtype` is what the call computes in (default: the device's compute dtype)
-    if device_type == "cuda" and whole and flash3()[0] is not None and (dtype or compute_dtype("cuda")) in (torch.bfloat16, torch.float16):
-        return "flash3"
-    if whole and window >= Tk: return "sdpa_causal"
-    compiled = torch.compiler.is_compiling() if compiled is None else compiled   # inside a torch.compile'd model?
-    # flex only where it is fused: whole sequences inside a compiled model (training). Eagerly it is plain math, and
-    # inference (KV cache) sees a new prompt length every call, which would recompile a kernel again and again
-    if device_type == "cuda" and flex_attention is not None and compiled and whole and not cached: return "flex_window"
-    return "sdpa_mask"   # CPU and MPS, eager CUDA (evaluation), KV-cache prefill and decoding
-
-# %% ../nbs/04_model.ipynb #a7e0c003
-@torch.compiler.disable   # built outside the compiled graph, once per (window, length, device), then reused
-@functools.lru_cache(maxsize=64)
-def window_block_mask(window: int, T: int, device: torch.device):
-    "FlexAttention's block mask for causal attention inside a window of `window` keys."
-    return create_block_mask(lambda b, h, qi, ki: (ki <= qi) & (qi - ki < window), None, None, T, T, device=device)
-
-def flex_window_attention(q, k, v, window: int):
-    "Sliding-window causal attention with FlexAttention (fused by the torch.compile of the model around it)."
-    return flex_attention(q, k, v, block_mask=window_block_mask(window, q.size(2), q.device), enable_gqa=True)
-
-# %% ../nbs/04_model.ipynb #6675c81e
-def attention(q, k, v, window: int, q_start: int = 0, kernel: str | None = None, cached: bool = False):
-    "Causal attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D), each query seeing at most `window` keys."
-    Tq, Tk, dev = q.size(2), k.size(2), q.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else q.dtype   # what the call computes in
-    kernel = kernel or attention_kernel(dev, window, Tq, Tk, q_start, cached, dtype=dtype)
-    if kernel == "flash3": return flash3()[0](q.to(dtype), k.to(dtype), v.to(dtype), window)  # no autocast inside FA3
-    if kernel == "sdpa_causal":  # plain causal: SDPA picks its fused (flash) kernel
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    if kernel == "flex_window": return flex_window_attention(q, k, v, window)
-    qpos = torch.arange(q_start, q_start + Tq, device=q.device)[:, None]
-    kpos = torch.arange(Tk, device=q.device)[None, :]
-    mask = (kpos <= qpos) & (qpos - kpos < window)  # (Tq, Tk): the past, inside the window
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
-
-def describe_attention(device_type: str, compiled: bool, dtype: torch.dtype | None = None, sequence_len: int = 2048) -> str:
-    "One line for start-up logs and reports: the kernels a training step's attention runs here, and why."
-    dtype, T = dtype or compute_dtype(device_type), sequence_len
-    long, short = (attention_kernel(device_type, w, T, T, compiled=compiled, dtype=dtype) for w in (T + 1, T // 4 + 1))
-    fa3, why = flash3() if device_type == "cuda" else (None, f"Flash Attention 3 is CUDA-only, this is {device_type}")
-    if long == "flash3": return f"flash3 (Flash Attention 3) on every layer: {why}"
-    if fa3 is not None: why = f"Flash Attention 3 loads but computes in bf16/fp16 only, this run is {dtype}"
-    return f"{long} on L layers, {short} on S layers (no FA3: {why})"
 
 # %% ../nbs/04_model.ipynb #915bc8d4
 VE_GATE_CHANNELS = 12   # channels of x the value-embedding gate reads
@@ -290,69 +214,6 @@ def _init_weights(self: GPT):
         if b.attn.ve_gate is not None: nn.init.uniform_(b.attn.ve_gate.weight, 0.0, 0.02)
 
 GPT.init_weights = _init_weights
-
-# %% ../nbs/04_model.ipynb #47b2624f
-def _loss_rows(z, targets, c: float, weights=None):
-    "Loss of softmax(2c·sigmoid(z)) for rows z (R, V); with `weights` (R,), d(Σ weights·loss)/dz is written over z."
-    s = z.float().sigmoid_()                                 # (R, V) fp32
-    t = targets.clamp(min=0)[:, None]
-    target_logit = s.gather(1, t).squeeze(1) * (2 * c)
-    # exp(2c·s) as exp2(2c/ln2 · s): the same number, and torch's exp2 ran 3-4x faster than its exp on our CPU (timed
-    # below). The softcap bounds the logits to (0, 2c), so no max needs subtracting first (e^30 ≈ 1e13, far from fp32's limit)
-    e = s.mul(2 * c / math.log(2)).exp2_()
-    total = e.sum(-1)                                        # (R,)
-    loss = torch.where(targets >= 0, total.log() - target_logit, 0.0)
-    if weights is not None:
-        k = weights * (2 * c)                                # chain rule: the row's weight, the softcap's 2c
-        p = e.mul_((k / total)[:, None])                     # k·softmax, in place
-        p.scatter_add_(1, t, -k[:, None])                    # minus k·onehot(target)
-        s.addcmul_(s, s, value=-1.0)                         # s(1 - s): the sigmoid's slope
-        z.copy_(p.mul_(s))
-    return loss
-
-def _head_dtype(x):
-    dev = x.device.type
-    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-
-# %% ../nbs/04_model.ipynb #939e7c29
-class _SoftcapLoss(torch.autograd.Function):
-    "Head matmul + softcap + cross-entropy with both gradients computed in the forward pass (see above)."
-    @staticmethod
-    def forward(ctx, x, weight, targets, c: float, V: int, reduction: str, rows: int):
-        dt = _head_dtype(x)
-        xs, w = x.to(dt), weight[:V].to(dt)                     # (N, C), (V, C)
-        with torch.autocast(x.device.type, enabled=False):
-            z = xs @ w.T                                          # (N, V), overwritten by dloss/dz
-            valid = (targets >= 0).float()
-            wts = valid / valid.sum() if reduction == "mean" else valid
-            loss = sum(_loss_rows(z[i:i + rows], targets[i:i + rows], c, wts[i:i + rows]).sum() for i in range(0, len(z), rows))
-            dw = torch.zeros_like(weight)
-            dw[:V] = z.T @ xs                                     # (V, C)
-            ctx.save_for_backward((z @ w).to(x.dtype), dw)        # dloss/dx (N, C), dloss/dweight
-        return loss / valid.sum() if reduction == "mean" else loss
-
-    @staticmethod
-    def backward(ctx, g):
-        dx, dw = ctx.saved_tensors
-        return dx * g, dw * g, None, None, None, None, None
-
-# %% ../nbs/04_model.ipynb #3d6773fb
-def softcap_loss(x, weight, targets, c: float, vocab_size: int, reduction: str = "mean", rows: int | None = None):
-    "F.cross_entropy(2c·sigmoid(x @ weight[:vocab_size].T), targets, ignore_index=-1), fused by row chunks (see above)."
-    N, V = x.size(0), vocab_size
-    rows = rows or max(1, 2 ** 20 // V)          # 4 MB of fp32 logits a chunk: its few temporaries stay in a CPU's L3 cache
-    if reduction not in ("mean", "sum", "none"): raise ValueError(f"reduction={reduction!r}: use 'mean', 'sum' or 'none'")
-    wants_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if torch.compiler.is_compiling() or (wants_grad and reduction == "none"):   # the plain expression
-        z = torch.sigmoid(F.linear(x, weight)[..., :V].float()) * (2 * c)
-        return F.cross_entropy(z, targets, ignore_index=-1, reduction=reduction)
-    if wants_grad: return _SoftcapLoss.apply(x, weight, targets, c, V, reduction, rows)
-    dt = _head_dtype(x)
-    xs, w = x.to(dt), weight[:V].to(dt)
-    with torch.autocast(x.device.type, enabled=False):
-        loss = torch.cat([_loss_rows(xs[i:i + rows] @ w.T, targets[i:i + rows], c) for i in range(0, N, rows)])
-    if reduction == "none": return loss
-    return loss.sum() / (targets >= 0).sum() if reduction == "mean" else loss.sum()
 
 # %% ../nbs/04_model.ipynb #b6acd1dc
 def _smear(self: GPT, x, kv_cache=None):

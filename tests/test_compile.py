@@ -71,7 +71,7 @@ def test_bench_gpu_without_cuda_fails_in_one_clear_line():
 def test_compiled_model_with_flex_windows_matches_the_mask_path(monkeypatch):
     "CUDA's kernel choice forced on CPU: sliding-window layers on FlexAttention inside the compiled model (forward only:"
     " FlexAttention has no CPU backward) give the eager mask path's loss."
-    import nanochat.gpt as gpt
+    import nanochat.kernels as gpt   # the kernel choice and the FA3 cache live in nanochat.kernels (04a_fast)
     eager = tiny()
     for p in eager.parameters(): torch.nn.init.normal_(p, std=0.05)
     x, y = batch()
@@ -103,7 +103,7 @@ def test_bench_gpu_measurements_run_on_cpu():
 def test_compiled_model_with_flash3_matches_the_mask_path(monkeypatch):
     "Flash Attention 3's place in the compiled model, on CPU: CUDA's choice forced and a stand-in for the kernel (the mask"
     " path) give the eager loss; FA3 takes every layer (whole sequences); the first compile resolves nanochat.flash once."
-    import nanochat.gpt as gpt
+    import nanochat.kernels as gpt   # the kernel choice and the FA3 cache live in nanochat.kernels (04a_fast)
     eager = tiny()
     for p in eager.parameters(): torch.nn.init.normal_(p, std=0.05)
     x, y = batch()

@@ -65,8 +65,8 @@ def world(tmp_path_factory):
 def test_folder_files_and_metadata(world):
     out = world["out"]
     assert sorted(p.name for p in out.iterdir()) == sorted(["model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-                                                            "tokenizer_config.json", "hf.py", "gpt.py", "common.py", "README.md"])
-    for name in ("gpt.py", "common.py", "hf.py"):   # the modelling code is this package's own files, byte for byte
+                                                            "tokenizer_config.json", "hf.py", "gpt.py", "kernels.py", "common.py", "README.md"])
+    for name in ("gpt.py", "kernels.py", "common.py", "hf.py"):   # the modelling code is this package's own files, byte for byte
         assert (out/name).read_bytes() == (PKG/name).read_bytes(), name
     cfg = json.loads((out/"config.json").read_text())
     assert cfg["model_type"] == EXPORT_MODEL_TYPE == "nanochat_course" and cfg["nanochat"]["step"] == 7
@@ -226,7 +226,7 @@ def test_push_dry_run_lists_the_upload(world, tmp_path, monkeypatch):
     with contextlib.redirect_stdout(out):
         export.main(["--out", str(tmp_path/"dry"), "--base-dir", str(world["base"]), "--push-to-hub", "you/tiny", "--dry-run"])
     text = out.getvalue()
-    assert "would upload 9 files" in text and "https://huggingface.co/you/tiny" in text and "model.safetensors" in text
+    assert "would upload 10 files" in text and "https://huggingface.co/you/tiny" in text and "model.safetensors" in text
     assert "model='you/tiny'" in (tmp_path/"dry"/"README.md").read_text()
 
 

@@ -142,7 +142,7 @@ def model_card(model, meta: dict, base_dir=None, repo: str | None = None) -> str
             f"chat = pipeline('text-generation', model='{repo or '<this folder>'}', trust_remote_code=True)",
             "print(chat([{'role': 'user', 'content': 'Hello!'}], max_new_tokens=64)[0]['generated_text'][-1]['content'])", "```", "",
             "The architecture (value embeddings, sliding windows, smear, backout, residual scalars) is not transformers' built-in "
-            "`nanochat` model: its code travels in this folder (`hf.py`, `gpt.py`, `common.py`), hence `trust_remote_code=True`. "
+            "`nanochat` model: its code travels in this folder (`hf.py`, `gpt.py`, `kernels.py`, `common.py`), hence `trust_remote_code=True`. "
             "In the course, `nanochat.checkpoint.load_model('<this folder>')` reads it back for the Engine, CLI and web UI. "
             "Prompts of different lengths cannot share a batch (no padding mask), and `generate` does not run the calculator "
             "tool the model may call (`<|python_start|>`...`<|python_end|>`): the course's Engine does."]
