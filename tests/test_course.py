@@ -9,9 +9,10 @@ import pytest
 NBS = Path(__file__).resolve().parent.parent / "nbs"
 # The lessons rewritten as lessons so far, and the core ones that owe at least three exercises. A notebook joins
 # LESSONS when its rewrite lands; it may never leave.
-LESSONS = ["04_model", "05_optimizer", "06_checkpoint", "10_tasks", "11a_chat_sft", "16_fp8", "16a_flash", "17_export", "17a_own_data", "17b_hf_model", "01_dataset", "02_tokenizer", "03_dataloader", "07a_loss_eval", "07b_core_eval", "08a_base_loss", "08b_base_eval", "09a_execution", "09b_engine", "12_chat_eval", "13_chat_rl", "14_chat_web", "14a_chat_cli", "14b_widget", "15_report"]
+LESSONS = ["04_model", "05_optimizer", "06_checkpoint", "10_tasks", "11a_chat_sft", "16_fp8", "16a_flash", "17_export", "17a_own_data", "17b_hf_model", "01_dataset", "02_tokenizer", "03_dataloader", "07a_loss_eval", "07b_core_eval", "08a_base_loss", "08b_base_eval", "09a_execution", "09b_engine", "12_chat_eval", "13_chat_rl", "14_chat_web", "14a_chat_cli", "14b_widget", "15_report", "05a_distributed", "04a_fast",
+           "08_base_train", "11_mid_train", "00_common", "02a_tok_train", "02b_tok_eval"]
 CORE = {"02_tokenizer", "03_dataloader", "04_model", "05_optimizer", "07a_loss_eval", "07b_core_eval", "08_base_train",
-        "09b_engine", "10_tasks", "11a_chat_sft", "13_chat_rl", "14_chat_web"}
+        "09b_engine", "10_tasks", "11_mid_train", "11a_chat_sft", "13_chat_rl", "14_chat_web"}
 
 def cells(name):
     return json.loads((NBS / f"{name}.ipynb").read_text())["cells"]
