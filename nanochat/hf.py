@@ -1,4 +1,4 @@
-"""`nanochat.hf`: a `transformers` config and model class around our GPT, shipped inside every exported folder beside verbatim copies of `gpt.py` and `common.py`.
+"""`nanochat.hf`: a `transformers` config and model class around our GPT, shipped inside every exported folder beside verbatim copies of the modules it imports (`gpt.py`, `kernels.py`, `common.py`).
 
 Docs: https://nanochat-course.github.io/nanochat/hf_model.html.md"""
 
@@ -8,7 +8,8 @@ Docs: https://nanochat-course.github.io/nanochat/hf_model.html.md"""
 __all__ = ['NanoChatCourseConfig', 'NanoChatCourseForCausalLM']
 
 # %% ../nbs/17b_hf_model.ipynb #6f357168
-# The transformers face of nanochat, shipped inside every exported folder beside verbatim copies of gpt.py and common.py.
+# The transformers face of nanochat, shipped inside every exported folder beside verbatim copies of the modules it
+# imports, directly or not: gpt.py, kernels.py (gpt's attention and loss) and common.py.
 import dataclasses
 import torch
 import torch.nn.functional as F
