@@ -15,20 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .common import compute_dtype
-# the fast paths are lesson 04a_fast (nanochat.kernels); imported here, they stay part of nanochat.gpt's API
-from .kernels import (autocast_ctx, attention, attention_kernel, describe_attention, flash3, softcap_loss,
-                              window_block_mask, flex_window_attention)
+from .kernels import attention, softcap_loss, autocast_ctx   # 04a_fast's fast paths, each explained where it is used
 
-# %% ../nbs/04_model.ipynb #5cb3ede7
+# %% ../nbs/04_model.ipynb #2df20688
 MODEL_VERSION = 2   # bumped whenever forward computes something else from the same weights (see GPTConfig.from_saved)
-
-def _version_message(v) -> str:
-    if v == 1: return ("this model is version 1 (saved before 2026-12): RoPE base 10,000, backout at the middle block's input, "
-                       "no x1.2 on queries and keys, a 2*sigmoid value-embedding gate over 32 channels, S windows of sequence_len//4 "
-                       "keys. This code computes other logits from the same weights, so it refuses to load it. Retrain it (run the "
-                       "stage that wrote it again; `bash speedrun.sh` with a fresh NANOCHAT_BASE_DIR retrains every stage), or load "
-                       "it with the course at commit dc9acc2 (`git checkout dc9acc2`).")
-    return f"model version {v!r} is not {MODEL_VERSION}, the one this code computes: saved by a newer nanochat? Update the code, or retrain"
 
 @dataclass
 class GPTConfig:
@@ -36,10 +26,10 @@ class GPTConfig:
     vocab_size: int = 32768
     n_layer: int = 12
     n_head: int = 6        # query heads
-    n_kv_head: int = 6     # key/value heads (GQA when < n_head)
+    n_kv_head: int = 6     # key/value heads (grouped-query attention when < n_head)
     n_embd: int = 768
-    window_pattern: str = "SSSL"  # L = full context, S = a quarter of it (window_sizes); the last layer is always L
-    window_tile: int = 128        # S windows are rounded up to whole tiles of this many keys (Flash Attention 3's tile)
+    window_pattern: str = "SSSL"  # one letter a layer, repeated: L sees the whole context, S a shorter window
+    window_tile: int = 128        # S windows come in whole tiles of this many keys
     rope_base: float = 100000.0
     softcap: float = 15.0
     version: int = MODEL_VERSION  # what forward computes; saved with every checkpoint
@@ -52,21 +42,12 @@ class GPTConfig:
         if not self.window_pattern or set(self.window_pattern.upper()) - set("SL"):
             raise ValueError(f"window_pattern={self.window_pattern!r}: use letters S (short) and L (long), e.g. 'SSSL'")
         if self.window_tile < 1: raise ValueError(f"window_tile={self.window_tile} must be >= 1")
-        if self.version != MODEL_VERSION: raise ValueError(_version_message(self.version))
+        if self.version != MODEL_VERSION: raise ValueError(_version_message(self.version))   # "Saved models", near the end
 
     @property
     def head_dim(self): return self.n_embd // self.n_head
     @property
     def padded_vocab_size(self): return -(-self.vocab_size // 64) * 64
-
-    def window_sizes(self) -> list[int]:
-        "Keys each layer's queries see, the query included: L looks back sequence_len keys, S a quarter of it in whole tiles."
-        T, tile = self.sequence_len, self.window_tile
-        back = {"L": T, "S": -(-T // (4 * tile)) * tile}    # keys before the query: S = ceil(T / 4 / tile) tiles
-        pat = self.window_pattern.upper()
-        ws = [back[pat[i % len(pat)]] + 1 for i in range(self.n_layer)]
-        ws[-1] = T + 1  # the last layer always sees the full context
-        return ws
 
 # %% ../nbs/04_model.ipynb #4f1fb5c1
 def config_from_depth(depth: int, vocab_size: int = 32768, sequence_len: int = 2048, aspect_ratio: int = 64,
@@ -80,18 +61,6 @@ def config_from_depth(depth: int, vocab_size: int = 32768, sequence_len: int = 2
     kw.setdefault("n_kv_head", n_head)
     return GPTConfig(sequence_len=sequence_len, vocab_size=vocab_size, n_layer=depth, n_head=n_head,
                      n_embd=n_head * head_dim, window_pattern=window_pattern, **kw)
-
-# %% ../nbs/04_model.ipynb #6fbe3d88
-def _from_saved(cls, d: dict) -> GPTConfig:
-    "The config of a saved model (`asdict(config)` in its checkpoint); an older model's config is refused with what to do."
-    d = {"version": 1, **d}   # saved before the field existed: model version 1
-    if d["version"] != MODEL_VERSION: raise ValueError(_version_message(d["version"]))
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown: raise ValueError(f"the saved config has fields {sorted(unknown)} this code does not know: saved by a newer nanochat? "
-                                 "Update the code")
-    return cls(**d)
-
-GPTConfig.from_saved = classmethod(_from_saved)
 
 # %% ../nbs/04_model.ipynb #9c58fb41
 def norm(x: torch.Tensor) -> torch.Tensor:
@@ -111,6 +80,18 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     x1, x2 = x[..., :d], x[..., d:]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
+
+# %% ../nbs/04_model.ipynb #0d7e3952
+def _window_sizes(self: GPTConfig) -> list[int]:
+    "Keys each layer's queries see, the query included: L looks back sequence_len keys, S a quarter of it in whole tiles."
+    T, tile = self.sequence_len, self.window_tile
+    back = {"L": T, "S": -(-T // (4 * tile)) * tile}    # keys before the query: S = ceil(T / 4 / tile) tiles
+    pat = self.window_pattern.upper()
+    ws = [back[pat[i % len(pat)]] + 1 for i in range(self.n_layer)]
+    ws[-1] = T + 1  # the last layer always sees the full context
+    return ws
+
+GPTConfig.window_sizes = _window_sizes
 
 # %% ../nbs/04_model.ipynb #915bc8d4
 VE_GATE_CHANNELS = 12   # channels of x the value-embedding gate reads
@@ -326,3 +307,27 @@ def _generate(self: GPT, tokens: list[int], max_tokens: int, temperature: float 
         yield ids.item()
 
 GPT.generate = _generate
+
+# %% ../nbs/04_model.ipynb #6ce39ddd
+def _version_message(v) -> str:
+    if v == 1: return ("this model is version 1 (saved before 2026-12): RoPE base 10,000, backout at the middle block's input, "
+                       "no x1.2 on queries and keys, a 2*sigmoid value-embedding gate over 32 channels, S windows of sequence_len//4 "
+                       "keys. This code computes other logits from the same weights, so it refuses to load it. Retrain it (run the "
+                       "stage that wrote it again; `bash speedrun.sh` with a fresh NANOCHAT_BASE_DIR retrains every stage), or load "
+                       "it with the course at commit dc9acc2 (`git checkout dc9acc2`).")
+    return f"model version {v!r} is not {MODEL_VERSION}, the one this code computes: saved by a newer nanochat? Update the code, or retrain"
+
+# %% ../nbs/04_model.ipynb #6fbe3d88
+def _from_saved(cls, d: dict) -> GPTConfig:
+    "The config of a saved model (`asdict(config)` in its checkpoint); an older model's config is refused with what to do."
+    d = {"version": 1, **d}   # saved before the field existed: model version 1
+    if d["version"] != MODEL_VERSION: raise ValueError(_version_message(d["version"]))
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown: raise ValueError(f"the saved config has fields {sorted(unknown)} this code does not know: saved by a newer nanochat? "
+                                 "Update the code")
+    return cls(**d)
+
+GPTConfig.from_saved = classmethod(_from_saved)
+
+# %% ../nbs/04_model.ipynb #8d9539eb
+from .kernels import attention_kernel, describe_attention, flash3, flex_window_attention, window_block_mask
