@@ -38,6 +38,11 @@ def fence(text: str, cls: str = '') -> str:
 
 def strip_ansi(s: str) -> str: return re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', s)
 
+def carriage_returns(s: str) -> str:
+    "Each line as a terminal leaves it: only what follows its last `\\r` (a progress bar's final state, not all of them)."
+    def last(line): return next((seg for seg in reversed(line.split('\r')) if seg), '')   # 'bar\r' still shows 'bar'
+    return '\n'.join(last(l) for l in s.replace('\r\n', '\n').split('\n'))
+
 def directives(src: str) -> tuple[dict, str]:
     "Quarto's `#| key: value` lines that nbdev leaves for the renderer (echo, output), and the code without them."
     opts, lines = {}, []
@@ -50,7 +55,7 @@ def directives(src: str) -> tuple[dict, str]:
 def output_markdown(o: dict, asis: bool, save) -> str:
     "One output: text as a block, markdown and HTML passed through, images saved by `save(bytes, ext)`."
     if o['output_type'] == 'stream':
-        return f"::: {{.cell-output .cell-output-{o['name']}}}\n{fence(strip_ansi(''.join(o['text']).rstrip()))}\n:::"
+        return f"::: {{.cell-output .cell-output-{o['name']}}}\n{fence(carriage_returns(strip_ansi(''.join(o['text']))).rstrip())}\n:::"
     if o['output_type'] == 'error':
         return f"::: {{.cell-output .cell-output-error}}\n{fence(strip_ansi(chr(10).join(o['traceback'])))}\n:::"
     d = {k: ''.join(v) if isinstance(v, list) else v for k, v in o.get('data', {}).items()}

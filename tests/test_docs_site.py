@@ -100,7 +100,7 @@ def test_every_page_in_chromium(served):
     assert any(href.startswith(base + "common.html") for _, href in links), "no page links common.html"
 
 def test_outputs_render(tmp_path):
-    "Images, HTML tables, streams and errors in outputs become HTML; echo: false hides the code."
+    "Images, HTML tables, streams and errors in outputs become HTML; echo: false hides the code; `\\r` rewrites a line."
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
     cells = [{"cell_type": "code", "source": "#| echo: false\nsecret_source()", "outputs": [
                 {"output_type": "display_data", "data": {"image/png": png, "text/plain": "<Figure>"}}]},
@@ -108,6 +108,7 @@ def test_outputs_render(tmp_path):
                 {"output_type": "execute_result", "data": {"text/html": "<table><tr><td>42</td></tr></table>", "text/plain": "42"}}]},
              {"cell_type": "code", "source": "print('x')", "outputs": [
                 {"output_type": "stream", "name": "stdout", "text": "hello ```\n"},
+                {"output_type": "stream", "name": "stderr", "text": ["\r", "Loading:   0%| 0/21\r", "Loading: 100%| 21/21\n"]},
                 {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["\x1b[31mTraceback boom\x1b[0m"]}]}]
     saved = []
     def save(data, ext): saved.append(data); (tmp_path / f"f.{ext}").write_bytes(data); return f"f.{ext}"
@@ -117,3 +118,4 @@ def test_outputs_render(tmp_path):
     html = subprocess.run(["pandoc", "-f", "markdown", "-t", "html5"], input=md, text=True, capture_output=True, check=True).stdout
     assert '<img src="f.png"' in html and "<td>42</td>" in html and "hello ```" in html
     assert "Traceback boom" in html and "\x1b" not in html
+    assert "Loading: 100%| 21/21" in html and "0/21" not in html, "a progress bar shows only its last state, as in a terminal"
