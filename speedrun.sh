@@ -225,7 +225,7 @@ else
   # lighter loss make a step ~2x faster here; the rest of the gain keeps the whole job under 15 minutes.
   # The learning rates are the reference's x8 (the head's x4): base_train scales every lr by sqrt(batch / 2^19), 1/8 at
   # this batch of 8,192 tokens, which at 120 steps cost +19% val bpb. With no warm-up and a 40% warmdown to 0 (the GPU
-  # recipe: 40 warm-up steps, 65% to 5%) val bpb at step 120 is 1.880, against 1.875 for the recipe before the
+  # recipe: 40 warm-up steps, 65% to 5%) val bpb at step 120 is 1.880, against 1.878 for the recipe before the
   # reference's model and optimizer (08_base_train has the sweep)
   stage base_train base_train tok_train base:$TAG python -m nanochat.scripts.base_train --depth 4 --model-tag $TAG --max-seq-len 256 \
     --device-batch-size 16 --total-batch-size 8192 --num-iterations 120 --eval-every 40 --eval-tokens 32768 \
