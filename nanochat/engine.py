@@ -32,7 +32,7 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
 
-# %% ../nbs/09b_engine.ipynb #35238b89
+# %% ../nbs/09b_engine.ipynb #6133c93b
 def draw(probs: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
     "One index per row of `probs` (B, V), drawn with probability `probs[b, i]` (rows need not sum to exactly 1)."
     dt = torch.float32 if probs.device.type == "mps" else torch.float64   # MPS has no float64
