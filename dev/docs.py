@@ -59,6 +59,8 @@ def output_markdown(o: dict, asis: bool, save) -> str:
     if o['output_type'] == 'error':
         return f"::: {{.cell-output .cell-output-error}}\n{fence(strip_ansi(chr(10).join(o['traceback'])))}\n:::"
     d = {k: ''.join(v) if isinstance(v, list) else v for k, v in o.get('data', {}).items()}
+    # a tqdm bar shown as a widget saves only its first state (`0%| 0/35`), never its last: nothing worth a static page
+    if 'application/vnd.jupyter.widget-view+json' in d and re.search(r'\d+%\|.*\| *\S+/\S+ \[', d.get('text/plain', '')): return ''
     if 'text/markdown' in d and asis: return d['text/markdown']
     if save:
         for mime in ('image/png', 'image/jpeg', 'image/gif'):

@@ -109,6 +109,10 @@ def test_outputs_render(tmp_path):
              {"cell_type": "code", "source": "print('x')", "outputs": [
                 {"output_type": "stream", "name": "stdout", "text": "hello ```\n"},
                 {"output_type": "stream", "name": "stderr", "text": ["\r", "Loading:   0%| 0/21\r", "Loading: 100%| 21/21\n"]},
+                {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "m"},
+                                                          "text/plain": "Loading weights:   0%|          | 0/35 [00:00<?, ?it/s]"}},
+                {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "w"},
+                                                          "text/plain": "ChatWidget(0 messages)"}},
                 {"output_type": "error", "ename": "E", "evalue": "v", "traceback": ["\x1b[31mTraceback boom\x1b[0m"]}]}]
     saved = []
     def save(data, ext): saved.append(data); (tmp_path / f"f.{ext}").write_bytes(data); return f"f.{ext}"
@@ -119,3 +123,4 @@ def test_outputs_render(tmp_path):
     assert '<img src="f.png"' in html and "<td>42</td>" in html and "hello ```" in html
     assert "Traceback boom" in html and "\x1b" not in html
     assert "Loading: 100%| 21/21" in html and "0/21" not in html, "a progress bar shows only its last state, as in a terminal"
+    assert "0/35" not in html and "ChatWidget(0 messages)" in html, "a progress-bar widget's stale 0% state is dropped, other widgets' text kept"
