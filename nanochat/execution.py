@@ -67,7 +67,10 @@ def use_calculator(expr: str) -> str:
     if len(expr) > MAX_EXPR_CHARS: return f"Error: expression longer than {MAX_EXPR_CHARS} characters"
     expr = re.sub(r"(?<=\d),(?=\d{3}\b)", "", expr)  # 1,234,567 -> 1234567 (models copy numbers as written)
     try:
-        v = _eval(ast.parse(expr.strip(), mode="eval").body)
+        with warnings.catch_warnings():   # '3and 4' parses, with a SyntaxWarning printed into the RL log: say nothing
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(expr.strip(), mode="eval")
+        v = _eval(tree.body)
     except CalcError as e: return f"Error: {e}"
     except SyntaxError: return "Error: not a valid expression"
     except ZeroDivisionError: return "Error: division by zero"
