@@ -21,16 +21,15 @@ def sharded_adamw_step(opt: AdamW):
     for group in opt.param_groups:
         for p in group["params"]:
             if p.grad is None: continue
-            shard = world > 1 and p.ndim > 0 and p.size(0) % world == 0
-            if world == 1: g, work = p.grad, None
-            elif shard:
+            shard = p.ndim > 0 and p.size(0) % world == 0   # step() calls this only when world > 1
+            if shard:
                 g = torch.empty_like(p.grad.chunk(world)[rank])
                 work = dist.reduce_scatter_tensor(g, p.grad, op=dist.ReduceOp.SUM, async_op=True)
             else: g, work = p.grad, dist.all_reduce(p.grad, op=dist.ReduceOp.SUM, async_op=True)
             jobs.append((group, p, g, work, shard))
     gathers = []
     for group, p, g, work, shard in jobs:
-        if work is not None: work.wait(); g.div_(world)
+        work.wait(); g.div_(world)
         mine = p.chunk(world)[rank] if shard else p       # a view: updating it updates p
         opt.update_one(mine, g, opt.state[p], group)
         if shard: gathers.append(dist.all_gather_into_tensor(p, mine.clone(), async_op=True))
@@ -45,19 +44,17 @@ def sharded_muon_step(opt: Muon):
     for group in opt.param_groups:
         ps = [p for p in group["params"] if p.grad is not None]
         for i in range(0, len(ps), world):
-            chunk = ps[i:i + world]
-            if world == 1: jobs.append((group, chunk, chunk[0].grad, None)); continue
+            chunk = ps[i:i + world]   # step() calls this only when world > 1
             grads = torch.cat([p.grad for p in chunk] + [torch.zeros_like(chunk[0])] * (world - len(chunk)))  # (world*rows, cols)
             g = torch.empty_like(chunk[0])                          # the summed gradient of matrix `rank` of the chunk
             jobs.append((group, chunk, g, dist.reduce_scatter_tensor(g, grads, op=dist.ReduceOp.SUM, async_op=True)))
     gathers = []
     for group, chunk, g, work in jobs:
         mine = chunk[rank] if rank < len(chunk) else torch.zeros_like(chunk[0])  # padding slot: nothing to update
-        if work is not None: work.wait(); g.div_(world)
+        work.wait(); g.div_(world)
         if rank < len(chunk): opt.update_one(mine, g, opt.state[mine], group)
-        if world > 1:
-            out = torch.empty((world * mine.size(0), mine.size(1)), dtype=mine.dtype, device=mine.device)
-            gathers.append((chunk, out, dist.all_gather_into_tensor(out, mine.contiguous(), async_op=True)))
+        out = torch.empty((world * mine.size(0), mine.size(1)), dtype=mine.dtype, device=mine.device)
+        gathers.append((chunk, out, dist.all_gather_into_tensor(out, mine.contiguous(), async_op=True)))
     for chunk, out, work in gathers:
         work.wait()
         for p, new in zip(chunk, out.chunk(world)): p.copy_(new)

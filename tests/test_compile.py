@@ -68,18 +68,23 @@ def test_bench_gpu_without_cuda_fails_in_one_clear_line():
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip().splitlines() == ["bench/gpu.py needs a CUDA GPU and torch.cuda.is_available() is False here; on a CPU run bench/model.py"]
 
-def test_compiled_model_with_flex_windows_matches_the_mask_path(monkeypatch):
-    "CUDA's kernel choice forced on CPU: sliding-window layers on FlexAttention inside the compiled model (forward only:"
-    " FlexAttention has no CPU backward) give the eager mask path's loss."
-    import nanochat.kernels as gpt   # the kernel choice and the FA3 cache live in nanochat.kernels (04a_fast)
+def live_model_and_loss():
+    "A tiny model with every weight off its initialisation (so every path is live), a batch, and its eager loss."
     eager = tiny()
     for p in eager.parameters(): torch.nn.init.normal_(p, std=0.05)
     x, y = batch()
     with torch.no_grad(): ref = eager(x, y).item()
-    choose, used = gpt.attention_kernel, []
+    return eager, x, y, ref
+
+def test_compiled_model_with_flex_windows_matches_the_mask_path(monkeypatch):
+    "CUDA's kernel choice forced on CPU: sliding-window layers on FlexAttention inside the compiled model (forward only:"
+    " FlexAttention has no CPU backward) give the eager mask path's loss."
+    import nanochat.kernels as kernels   # the kernel choice and the FA3 cache live in nanochat.kernels (04a_fast)
+    eager, x, y, ref = live_model_and_loss()
+    choose, used = kernels.attention_kernel, []
     def as_on_cuda(device_type, *a, **k):
         used.append(choose("cuda", *a, **k)); return used[-1]
-    monkeypatch.setattr(gpt, "attention_kernel", as_on_cuda)
+    monkeypatch.setattr(kernels, "attention_kernel", as_on_cuda)
     compiled = torch.compile(copy.deepcopy(eager), dynamic=False)
     with torch.no_grad(): got = compiled(x, y).item()
     assert set(used) == {"flex_window", "sdpa_causal"}   # the 'S' layer on flex, the 'L' layer on SDPA's causal kernel
@@ -103,25 +108,22 @@ def test_bench_gpu_measurements_run_on_cpu():
 def test_compiled_model_with_flash3_matches_the_mask_path(monkeypatch):
     "Flash Attention 3's place in the compiled model, on CPU: CUDA's choice forced and a stand-in for the kernel (the mask"
     " path) give the eager loss; FA3 takes every layer (whole sequences); the first compile resolves nanochat.flash once."
-    import nanochat.kernels as gpt   # the kernel choice and the FA3 cache live in nanochat.kernels (04a_fast)
-    eager = tiny()
-    for p in eager.parameters(): torch.nn.init.normal_(p, std=0.05)
-    x, y = batch()
-    with torch.no_grad(): ref = eager(x, y).item()
-    calls, used, choose = [], [], gpt.attention_kernel
+    import nanochat.kernels as kernels   # the kernel choice and the FA3 cache live in nanochat.kernels (04a_fast)
+    eager, x, y, ref = live_model_and_loss()
+    calls, used, choose = [], [], kernels.attention_kernel
     def stand_in(q, k, v, window):
-        calls.append(window); return gpt.attention(q, k, v, window, kernel="sdpa_mask")
+        calls.append(window); return kernels.attention(q, k, v, window, kernel="sdpa_mask")
     def as_on_cuda_in_bf16(device_type, *a, **k):
         used.append(choose("cuda", *a, **{**k, "dtype": torch.bfloat16})); return used[-1]
-    monkeypatch.setattr(gpt, "_FLASH3", (stand_in, "a stand-in"))
-    monkeypatch.setattr(gpt, "attention_kernel", as_on_cuda_in_bf16)
+    monkeypatch.setattr(kernels, "_FLASH3", (stand_in, "a stand-in"))
+    monkeypatch.setattr(kernels, "attention_kernel", as_on_cuda_in_bf16)
     with torch.no_grad(): got = torch.compile(copy.deepcopy(eager), dynamic=False)(x, y).item()
     assert set(used) == {"flash3"} and sorted(set(calls)) == sorted(set(eager.window_sizes))   # both layers, their own windows
     assert got == pytest.approx(ref, rel=1e-5)
     # not yet resolved when compiling (no describe_attention first): resolved inside the compiled call, on this machine to
     # "not available", and the model falls back to the choice without FA3
-    monkeypatch.setattr(gpt, "_FLASH3", None)
+    monkeypatch.setattr(kernels, "_FLASH3", None)
     used.clear()
     with torch.no_grad(): got = torch.compile(copy.deepcopy(eager), dynamic=False)(x, y).item()
-    assert gpt._FLASH3 is not None and gpt._FLASH3[0] is None and set(used) == {"flex_window", "sdpa_causal"}
+    assert kernels._FLASH3 is not None and kernels._FLASH3[0] is None and set(used) == {"flex_window", "sdpa_causal"}
     assert got == pytest.approx(ref, rel=1e-5)
