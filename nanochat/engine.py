@@ -100,44 +100,63 @@ Engine._fit_prompt = _fit_prompt
 
 # %% ../nbs/09b_engine.ipynb #a0a60939
 @torch.inference_mode()
-def _generate(self: Engine, tokens, num_samples: int = 1, max_tokens: int | None = None, temperature: float = 1.0,
-              top_k: int | None = None, top_p: float | None = None, seed: int = 42, trim: bool = False):
-    "Yield (token_column, token_masks) per step, one entry per sample; finished samples yield None (mask 0)."
+def _generate_many(self: Engine, prompts, num_samples: int = 1, max_tokens: int | None = None, temperature: float = 1.0,
+                   top_k: int | None = None, top_p: float | None = None, seed: int = 42, trim: bool = False):
+    "`generate` for several prompts in one batch: `num_samples` rows per prompt, prompt by prompt, in every column."
     if num_samples < 1: raise ValueError(f"num_samples={num_samples} must be >= 1")
-    m, tokens = self.model, self._fit_prompt(tokens, trim)
-    room = m.config.sequence_len - len(tokens)               # prompt + completion stay within the context
-    steps = room if max_tokens is None else min(max_tokens, room)
+    if not prompts: raise ValueError("no prompts: pass a list of token lists")
+    m, n = self.model, num_samples
+    prompts = [self._fit_prompt(p, trim) for p in prompts]
+    P = max(len(p) for p in prompts)
+    rooms = [m.config.sequence_len - len(p) for p in prompts]       # each prompt + its completion stay within the context
+    if max_tokens is not None: rooms = [min(max_tokens, r) for r in rooms]
+    steps = max(rooms)
     if steps <= 0: return
     dev = next(m.parameters()).device
     rng = torch.Generator(device=dev).manual_seed(seed)
     dt = self.dtype or compute_dtype(dev.type)
-    cache = m.new_kv_cache(1, len(tokens) + steps, dtype=dt)
+    pad = self.tokenizer.bos_token_id
+    # prompts of different lengths: left-padded to the longest, so every row decodes at the same position
+    start = None if all(len(p) == P for p in prompts) else [P - len(p) for p in prompts]
+    cache = m.new_kv_cache(len(prompts), P + steps, dtype=dt, start=start)
     with autocast_ctx(dev.type, dt):
-        logits = m(torch.tensor([tokens], device=dev), kv_cache=cache)[:, -1]   # prefill: (1, V)
-    if num_samples > 1: cache, logits = cache.expand(num_samples), logits.expand(num_samples, -1)
-    rows = [RowState() for _ in range(num_samples)]
+        ids = torch.tensor([[pad] * (P - len(p)) + p for p in prompts], device=dev)
+        logits = m(ids, kv_cache=cache)[:, -1]                       # prefill: (prompts, V)
+    if n > 1: cache, logits = cache.expand(n), logits.repeat_interleave(n, dim=0)
+    rows, limits = [RowState() for _ in range(len(prompts) * n)], [r for r in rooms for _ in range(n)]
     for step in range(steps):
         if step:   # decode: the previous column, (B, 1), a finished row fed <|bos|> as filler
-            feed = [[self.tokenizer.bos_token_id if t is None else t] for t in column]
+            feed = [[pad if t is None else t] for t in column]
             with autocast_ctx(dev.type, dt): logits = m(torch.tensor(feed, device=dev), kv_cache=cache)[:, -1]
+        for r, limit in zip(rows, limits): r.done |= step >= limit   # a row of a longer prompt runs out of room first
         sampled = sample_next(logits, rng, temperature, top_k, top_p).tolist()
         column, masks = map(list, zip(*(self._step_row(r, s) for r, s in zip(rows, sampled))))
         yield column, masks
         if all(r.done for r in rows): return
 
-Engine.generate = _generate
+def _generate(self: Engine, tokens, num_samples: int = 1, **kw):
+    "Yield (token_column, token_masks) per step, one entry per sample; finished samples yield None (mask 0)."
+    return self.generate_many([tokens], num_samples, **kw)
+
+Engine.generate_many, Engine.generate = _generate_many, _generate
 
 # %% ../nbs/09b_engine.ipynb #eb3e0665
-def _generate_batch(self: Engine, tokens, num_samples: int = 1, **kw):
-    "Run `generate` to the end: (results, masks), each a list per sample of prompt + completion (stop token excluded)."
-    prompt = self._fit_prompt(tokens, kw.get("trim", False))
-    results, masks = [list(prompt) for _ in range(num_samples)], [[0] * len(prompt) for _ in range(num_samples)]
-    for column, col_masks in self.generate(prompt, num_samples, **kw):
+def _generate_batches(self: Engine, prompts, num_samples: int = 1, **kw):
+    "Run `generate_many` to the end: a (results, masks) pair per prompt, as `generate_batch` returns for one."
+    prompts = [self._fit_prompt(p, kw.get("trim", False)) for p in prompts]
+    results = [list(p) for p in prompts for _ in range(num_samples)]
+    masks = [[0] * len(p) for p in prompts for _ in range(num_samples)]
+    for column, col_masks in self.generate_many(prompts, num_samples, **kw):
         for res, msk, t, mk in zip(results, masks, column, col_masks):
             if t is not None and t not in self.stop_ids: res.append(t); msk.append(mk)
-    return results, masks
+    n = num_samples
+    return [(results[i * n:(i + 1) * n], masks[i * n:(i + 1) * n]) for i in range(len(prompts))]
 
-Engine.generate_batch = _generate_batch
+def _generate_batch(self: Engine, tokens, num_samples: int = 1, **kw):
+    "Run `generate` to the end: (results, masks), each a list per sample of prompt + completion (stop token excluded)."
+    return self.generate_batches([tokens], num_samples, **kw)[0]
+
+Engine.generate_batches, Engine.generate_batch = _generate_batches, _generate_batch
 
 # %% ../nbs/09b_engine.ipynb #17c1386d
 def completion_content(tokenizer, ids) -> str | list[dict]:

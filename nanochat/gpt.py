@@ -127,7 +127,8 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:
             q_start = kv_cache.pos
             k, v = kv_cache.insert(self.layer_idx, k, v)  # all keys/values so far: (B, Hkv, pos+T, D)
-        y = attention(q, k.type_as(q), v.type_as(q), window, q_start, cached=kv_cache is not None)
+        y = attention(q, k.type_as(q), v.type_as(q), window, q_start, cached=kv_cache is not None,
+                      key_start=kv_cache.start if kv_cache is not None else None)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 # %% ../nbs/04_model.ipynb #9ffef926
@@ -204,6 +205,9 @@ def _smear(self: GPT, x, kv_cache=None):
         if kv_cache.pos > 0: first = kv_cache.prev_emb[:, None].to(x.dtype, copy=True)
         kv_cache.prev_emb.copy_(x[:, -1])           # the next call's "previous token"
     prev = torch.cat([first, x[:, :-1]], dim=1)     # (B, T, C) shifted right by one
+    if kv_cache is not None and kv_cache.start is not None:   # a left-padded row's first token follows padding: nothing
+        pos = torch.arange(kv_cache.pos, kv_cache.pos + x.size(1), device=x.device)
+        prev = prev.masked_fill((pos[None, :] == kv_cache.start[:, None])[..., None], 0.0)
     gate = torch.sigmoid(self.smear_gate(x[..., :self.smear_gate.in_features]))  # (B, T, 1)
     return x + self.smear_lambda * gate * prev
 
@@ -252,11 +256,14 @@ GPT.num_params, GPT.estimate_flops = _num_params, _estimate_flops
 # %% ../nbs/04_model.ipynb #2d07af37
 class KVCache:
     "Preallocated keys/values for every layer: (n_layer, B, n_kv_head, max_len, head_dim), filled up to `pos`."
-    def __init__(self, batch_size, max_len, n_layer, n_kv_head, head_dim, n_embd, device=None, dtype=torch.float32):
+    def __init__(self, batch_size, max_len, n_layer, n_kv_head, head_dim, n_embd, device=None, dtype=torch.float32, start=None):
         self.k = torch.zeros(n_layer, batch_size, n_kv_head, max_len, head_dim, device=device, dtype=dtype)
         self.v = torch.zeros_like(self.k)
         self.prev_emb = torch.zeros(batch_size, n_embd, device=device, dtype=dtype)  # last token's embedding (smear)
         self.pos = 0
+        # prompts of different lengths share one batch left-padded: row b's tokens begin at position start[b] (B,),
+        # and attention and smear ignore the padding before it. None: every row begins at 0
+        self.start = None if start is None else torch.as_tensor(start, dtype=torch.long, device=device)
 
     @property
     def batch_size(self): return self.k.size(1)
@@ -272,18 +279,18 @@ class KVCache:
         return self.k[layer, :, :, :t1], self.v[layer, :, :, :t1]
 
     def expand(self, n: int) -> "KVCache":
-        "An n-row copy of a batch-1 cache (prefill once, then sample n continuations in parallel)."
-        if self.batch_size != 1: raise ValueError(f"expand needs a batch-1 cache, this one has {self.batch_size} rows")
+        "A copy with each row repeated n times, in order (prefill once, then sample n continuations of each row in parallel)."
         new = object.__new__(KVCache)
-        new.k, new.v = self.k.expand(-1, n, -1, -1, -1).clone(), self.v.expand(-1, n, -1, -1, -1).clone()
-        new.prev_emb, new.pos = self.prev_emb.expand(n, -1).clone(), self.pos
+        new.k, new.v = self.k.repeat_interleave(n, dim=1), self.v.repeat_interleave(n, dim=1)
+        new.prev_emb, new.pos = self.prev_emb.repeat_interleave(n, dim=0), self.pos
+        new.start = None if self.start is None else self.start.repeat_interleave(n)
         return new
 
-def _new_kv_cache(self: GPT, batch_size: int, max_len: int | None = None, dtype=None) -> KVCache:
-    "An empty cache for this model (default length: sequence_len; dtype: the device's compute dtype)."
+def _new_kv_cache(self: GPT, batch_size: int, max_len: int | None = None, dtype=None, start=None) -> KVCache:
+    "An empty cache for this model (default length: sequence_len; dtype: the device's compute dtype; `start`: see KVCache)."
     c, dev = self.config, self.wte.weight.device
     return KVCache(batch_size, max_len or c.sequence_len, c.n_layer, c.n_kv_head, c.head_dim, c.n_embd,
-                   device=dev, dtype=dtype or compute_dtype(dev.type))
+                   device=dev, dtype=dtype or compute_dtype(dev.type), start=start)
 
 GPT.new_kv_cache = _new_kv_cache
 

@@ -68,10 +68,11 @@ def flex_window_attention(q, k, v, window: int):
     return flex_attention(q, k, v, block_mask=window_block_mask(window, q.size(2), q.device), enable_gqa=True)
 
 # %% ../nbs/04a_fast.ipynb #6675c81e
-def attention(q, k, v, window: int, q_start: int = 0, kernel: str | None = None, cached: bool = False):
-    "Causal attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D), each query seeing at most `window` keys."
+def attention(q, k, v, window: int, q_start: int = 0, kernel: str | None = None, cached: bool = False, key_start=None):
+    "Causal attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D), each query seeing at most `window` keys (none before `key_start`)."
     Tq, Tk, dev = q.size(2), k.size(2), q.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else q.dtype   # what the call computes in
+    if key_start is not None: kernel = "sdpa_mask"   # left-padded rows (B,): only the explicit mask knows where each begins
     kernel = kernel or attention_kernel(dev, window, Tq, Tk, q_start, cached, dtype=dtype)
     if kernel == "flash3": return flash3()[0](q.to(dtype), k.to(dtype), v.to(dtype), window)  # no autocast inside FA3
     if kernel == "sdpa_causal":  # plain causal: SDPA picks its fused (flash) kernel
@@ -80,6 +81,8 @@ def attention(q, k, v, window: int, q_start: int = 0, kernel: str | None = None,
     qpos = torch.arange(q_start, q_start + Tq, device=q.device)[:, None]
     kpos = torch.arange(Tk, device=q.device)[None, :]
     mask = (kpos <= qpos) & (qpos - kpos < window)  # (Tq, Tk): the past, inside the window
+    if key_start is not None:   # (B, 1, Tq, Tk): no padding as keys; a padding query sees itself, so its softmax stays finite
+        mask = (mask & (kpos >= key_start[:, None, None, None])) | (kpos == qpos)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
 
 def describe_attention(device_type: str, compiled: bool, dtype: torch.dtype | None = None, sequence_len: int = 2048) -> str:

@@ -62,17 +62,20 @@ def run_categorical(task, model, tokenizer, batch_size=8, max_problems=None, max
 
 # %% ../../nbs/12_chat_eval.ipynb #4b1b8322
 def run_generative(task, engine, tokenizer, num_samples=1, max_new_tokens=256, temperature=0.0, top_k=50,
-                   max_problems=None, max_len=None, seed=0) -> dict:
+                   max_problems=None, max_len=None, seed=0, batch_size=8) -> dict:
     "Counts {correct (pass@num_samples), total, chance=0, sample_correct (sum of per-problem pass@1)} on a generative task."
     c = dict(correct=0.0, total=0.0, chance=0.0, sample_correct=0.0)
-    for i in _my_rows(len(task), max_problems):
-        conv, prompt = task[i], tokenizer.render_for_completion(task[i])
-        room = max_new_tokens if max_len is None else min(max_new_tokens, max_len // 2)
-        if max_len is not None: prompt = prompt[-(max_len - room):]
-        seqs, _ = engine.generate_batch(prompt, num_samples=num_samples, max_tokens=room, temperature=temperature,
-                                        top_k=top_k, seed=seed + i)
-        ok = [task.evaluate(conv, tokenizer.decode(s[len(prompt):])) for s in seqs]
-        c["correct"] += max(ok); c["total"] += 1; c["sample_correct"] += sum(ok) / len(ok)
+    rows = _my_rows(len(task), max_problems)
+    room = max_new_tokens if max_len is None else min(max_new_tokens, max_len // 2)
+    for b in range(0, len(rows), batch_size):   # `batch_size` problems decoded together (Engine.generate_many)
+        convs = [task[i] for i in rows[b:b + batch_size]]
+        prompts = [tokenizer.render_for_completion(conv) for conv in convs]
+        if max_len is not None: prompts = [p[-(max_len - room):] for p in prompts]
+        outs = engine.generate_batches(prompts, num_samples=num_samples, max_tokens=room, temperature=temperature,
+                                       top_k=top_k, seed=seed + rows[b])
+        for conv, prompt, (seqs, _) in zip(convs, prompts, outs):
+            ok = [task.evaluate(conv, tokenizer.decode(s[len(prompt):])) for s in seqs]
+            c["correct"] += max(ok); c["total"] += 1; c["sample_correct"] += sum(ok) / len(ok)
     return sum_over_ranks(c)
 
 # %% ../../nbs/12_chat_eval.ipynb #54f19c76
@@ -113,6 +116,7 @@ def parse_args(argv=None):
     p.add_argument("--task-name", default="|".join(CHATCORE_TASKS), help=f"'|'-separated, from {', '.join(TASKS)}")
     p.add_argument("--max-problems", type=int, default=-1, help="per task; -1: all")
     p.add_argument("--batch-size", type=int, default=8, help="questions per forward pass (multiple choice)")
+    p.add_argument("--gen-batch-size", type=int, default=32, help="questions decoded together (generative tasks; x --num-samples rows)")
     p.add_argument("--num-samples", type=int, default=1, help="answers per generative problem (pass@k)")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--temperature", type=float, default=0.0); p.add_argument("--top-k", type=int, default=50)
@@ -138,7 +142,7 @@ def evaluate(args) -> tuple[dict, float]:
         with autocast_ctx(device.type, dtype):
             if task.eval_type == "categorical": c = run_categorical(task, model, tokenizer, args.batch_size, args.max_problems, max_len)
             else: c = run_generative(task, engine, tokenizer, args.num_samples, args.max_new_tokens, args.temperature,
-                                     args.top_k, args.max_problems, max_len, args.seed)
+                                     args.top_k, args.max_problems, max_len, args.seed, args.gen_batch_size)
         n = max(c["total"], 1)
         results[name] = dict(type=task.eval_type, n=int(c["total"]), accuracy=c["correct"] / n, chance=c["chance"] / n,
                              seconds=time.perf_counter() - t0)
