@@ -4,7 +4,9 @@
    token and attends to the cached keys) next to full recomputation (each step runs the whole context
    again), measured side by side in the same run on the same model. The ratio is what the cache buys.
 2. Batched sampling through `Engine.generate`: total tokens/s for num_samples 1, 4, 16 from one prompt
-   (one batch-1 prefill, then `KVCache.expand`), next to num_samples=1.
+   (one batch-1 prefill, then `KVCache.expand`), next to num_samples=1. Then many different prompts (an evaluation's
+   shape): greedy replies one prompt after another (`generate_batch` each) next to all of them in one left-padded
+   batch (`generate_batches`); the replies must be the same, token for token.
 Both in fp32 and in bf16 (autocast, bf16 KV cache: what `compute_dtype` picks where the device does bf16
 natively), side by side in the same run.
 3. Web server latency (p50/p95 at 1, 8, 32 concurrent clients): `server_latency`, the serving part.
@@ -57,6 +59,15 @@ def sampling_tok_s(engine, prompt, num_samples, max_tokens, dev):
     return n, time.perf_counter() - t0
 
 
+def many_prompts(engine, prompts, max_tokens, dev, together: bool):
+    "(greedy replies, seconds) for `prompts`: one `generate_batch` per prompt, or one `generate_batches` for all."
+    _sync(dev); t0 = time.perf_counter()
+    if together: outs = [r[0][0] for r in engine.generate_batches(prompts, max_tokens=max_tokens, temperature=0)]
+    else: outs = [engine.generate_batch(p, max_tokens=max_tokens, temperature=0)[0][0] for p in prompts]
+    _sync(dev)
+    return outs, time.perf_counter() - t0
+
+
 def server_latency(args):
     "3. The web server under load: bench/server.py (real uvicorn on loopback), run from here so one command prints every figure."
     import subprocess, sys
@@ -75,6 +86,7 @@ def main():
     p.add_argument("--samples", type=int, nargs="+", default=[1, 4, 16], help="num_samples for the batched-sampling figures")
     p.add_argument("--sample-prompt", type=int, default=128, help="prompt tokens for the batched-sampling figures")
     p.add_argument("--sample-tokens", type=int, default=64, help="max_tokens per sample")
+    p.add_argument("--many", type=int, default=32, help="prompts of different lengths for the one-by-one vs batched figures")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-server", action="store_true", help="skip part 3 (the web server's latency)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1: decode steps are small ops, and extra threads stall on a busy machine)")
@@ -111,6 +123,17 @@ def main():
             rate[name] = ntok / sec; base.setdefault(name, rate[name])
             ratio = f"{rate['bf16'] / rate['fp32']:10.2f}" if name == "bf16" else ""
             print(f"{ns if name == 'fp32' else '':>8} {name:>6} {ntok:>7} {sec:8.2f} {ntok / sec:8.1f} {ntok / sec / base[name]:12.2f} {ratio}")
+
+    g = torch.Generator().manual_seed(2)
+    lengths = torch.randint(16, args.sample_prompt + 1, (args.many,), generator=g).tolist()
+    prompts = [[tok.bos_token_id] + torch.randint(0, 256, (n - 1,), generator=g).tolist() for n in lengths]
+    print(f"\n   {args.many} prompts of {min(lengths)}-{max(lengths)} tokens, up to {args.sample_tokens} greedy tokens each, prefill included")
+    print(f"{'':>8} {'dtype':>6} {'one by one s':>13} {'batched s':>10} {'speed-up':>9} {'same replies':>13}")
+    for name, e in engines.items():
+        one, t_one = many_prompts(e, prompts, args.sample_tokens, dev, together=False)
+        many, t_many = many_prompts(e, prompts, args.sample_tokens, dev, together=True)
+        same = sum(a == b for a, b in zip(one, many))
+        print(f"{'':>8} {name:>6} {t_one:13.2f} {t_many:10.2f} {t_one / t_many:9.1f} {f'{same}/{len(prompts)}':>13}")
 
     if not args.no_server: server_latency(args)
 
