@@ -80,11 +80,15 @@ def score_sequences(model, seqs, spans, device, max_len=None):
     x = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
     for i, s in enumerate(seqs): x[i, :len(s)] = torch.tensor(s)
     x = x.to(device)
-    logits = model(x)[:, :-1].float()                                              # (B, T-1, V): predicts x[:, 1:]
-    losses = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # (B, T-1)
-    hits = logits.argmax(-1) == x[:, 1:]                                           # (B, T-1)
-    return ([losses[i, a - 1:b - 1].mean().item() for i, (a, b) in enumerate(spans)],
-            [bool(hits[i, a - 1:b - 1].all()) for i, (a, b) in enumerate(spans)])
+    h = model.trunk(x)[:, :-1]                       # (B, T-1, C): the hidden state at t predicts x[:, t + 1]
+    # the head only where a span is scored: a continuation is a few tokens of a few hundred, and the head and its
+    # softmax over the vocabulary would otherwise be half of the work
+    rows = torch.tensor([i for i, (a, b) in enumerate(spans) for _ in range(a, b)], device=x.device, dtype=torch.long)
+    cols = torch.tensor([t - 1 for a, b in spans for t in range(a, b)], device=x.device, dtype=torch.long)
+    logits, target = model.head(h[rows, cols]), x[:, 1:][rows, cols]                  # (N, V), (N,)
+    losses = F.cross_entropy(logits, target, reduction="none").split([b - a for a, b in spans])
+    hits = (logits.argmax(-1) == target).split([b - a for a, b in spans])
+    return [l.mean().item() for l in losses], [bool(k.all()) for k in hits]
 
 # %% ../nbs/07b_core_eval.ipynb #2a16aa2d
 def evaluate_example(model, tokenizer, data: list, idx: int, task: dict, device) -> bool:

@@ -211,8 +211,8 @@ def _smear(self: GPT, x, kv_cache=None):
     gate = torch.sigmoid(self.smear_gate(x[..., :self.smear_gate.in_features]))  # (B, T, 1)
     return x + self.smear_lambda * gate * prev
 
-def _forward(self: GPT, idx, targets=None, kv_cache=None, loss_reduction="mean"):
-    "Logits (B, T, vocab_size), or the cross-entropy loss when `targets` (-1 = ignore) are given."
+def _trunk(self: GPT, idx, kv_cache=None):
+    "Everything but the head: the final normalised hidden states (B, T, n_embd) of the tokens `idx` (B, T)."
     B, T = idx.shape
     t0 = kv_cache.pos if kv_cache is not None else 0
     if t0 + T > self.cos.size(1): raise ValueError(f"position {t0 + T} is past the rotary table ({self.cos.size(1)})")
@@ -225,15 +225,24 @@ def _forward(self: GPT, idx, targets=None, kv_cache=None, loss_reduction="mean")
         x = block(x, ve, cos_sin, self.window_sizes[i], kv_cache)
         if i == len(self.blocks) // 2: x_mid = x  # the middle block's output, for backout
     if kv_cache is not None: kv_cache.pos += T
-    x = norm(x - self.backout_lambda * x_mid)
+    return norm(x - self.backout_lambda * x_mid)
+
+def _head(self: GPT, x):
+    "Logits (..., vocab_size), fp32, of hidden states x (..., n_embd); softcap: every logit inside (-c, c)."
     c, V = self.config.softcap, self.config.vocab_size
-    if targets is None: return c * torch.tanh(self.lm_head(x)[..., :V].float() / c)   # softcap: every logit inside (-c, c)
+    return c * torch.tanh(self.lm_head(x)[..., :V].float() / c)
+
+def _forward(self: GPT, idx, targets=None, kv_cache=None, loss_reduction="mean"):
+    "Logits (B, T, vocab_size), or the cross-entropy loss when `targets` (-1 = ignore) are given."
+    x = self.trunk(idx, kv_cache)
+    if targets is None: return self.head(x)
+    c, V = self.config.softcap, self.config.vocab_size
     # the loss sees the softcap shifted up by c, which softmax ignores: c·tanh(z/c) + c = 2c·sigmoid(2z/c). A sigmoid
     # costs a fraction of a tanh on CPU (below), and the linear head lets the 2/c go on x (n_embd numbers a token), not on the logits (vocab_size)
     x = x.reshape(-1, x.size(-1)) * (2 / c)                   # (B*T, C)
     return softcap_loss(x, self.lm_head.weight, targets.reshape(-1), c, V, loss_reduction)
 
-GPT.smear, GPT.forward = _smear, _forward
+GPT.smear, GPT.trunk, GPT.head, GPT.forward = _smear, _trunk, _head, _forward
 
 # %% ../nbs/04_model.ipynb #0258bc10
 def _num_params(self: GPT) -> dict:
