@@ -30,6 +30,20 @@ def test_forward_and_both_gradients_against_bf16(M, K, N):
         err = ((a - b).norm() / b.norm()).item()
         assert 0.5 * tol[name] < err < 1.3 * tol[name], (name, err, tol[name])
 
+@pytest.mark.parametrize("a_dt", [torch.float8_e4m3fn, torch.float8_e5m2])
+@pytest.mark.parametrize("out", [torch.float32, torch.bfloat16])
+def test_cpu_scaled_mm_computes_what_torch_scaled_mm_computes(a_dt, out):
+    "On a CPU scaled_mm multiplies the FP8 values in fp32 (fast) instead of oneDNN's FP8 kernel: the same numbers."
+    from nanochat.fp8 import scaled_mm
+    g = torch.Generator().manual_seed(1)
+    a8, sa = to_fp8(torch.randn(40, 96, generator=g), a_dt)
+    b8, sb = to_fp8(torch.randn(24, 96, generator=g) * 0.05, torch.float8_e4m3fn)
+    ours = scaled_mm(a8, b8.t(), sa, sb, out).float()
+    ref = torch._scaled_mm(a8, b8.t(), scale_a=sa, scale_b=sb, out_dtype=out).float()
+    assert ((ours - ref).norm() / ref.norm()).item() <= 1e-6
+    with torch.autocast("cpu", dtype=torch.bfloat16):   # autocast must not round the fp32 sums to bf16
+        assert ((scaled_mm(a8, b8.t(), sa, sb, out).float() - ref).norm() / ref.norm()).item() <= 1e-6
+
 def test_to_fp8_scales_the_max_onto_the_format_max_and_keeps_tiny_gradients():
     g = torch.randn(4096, generator=torch.Generator().manual_seed(0)) * 1e-7
     for d in (E4M3, E5M2):
