@@ -225,11 +225,10 @@ else
   # lighter loss make a step ~2x faster here; the rest of the gain keeps the whole job under 15 minutes.
   # The learning rates are the reference's x8 (the head's x4): base_train scales every lr by sqrt(batch / 2^19), 1/8 at
   # this batch of 8,192 tokens, which at 120 steps cost +19% val bpb. With no warm-up and a 40% warmdown to 0 (the GPU
-  # recipe: 40 warm-up steps, 65% to 5%) val bpb at step 120 is 1.869-1.879 over four seeds, against 1.878-1.883 for
-  # the recipe before the reference's model and optimizer (08_base_train has the sweep). The scalars' lr only x2 (1 after the rule, 0.5 at the
-  # reference): at x8 the x0 shortcut's weights took steps of 0.5 from the first step, some runs drove them to +5 and
-  # ended 0.05 worse, and which runs did hung on rounding (the dtype, the thread count); at x2, 1.869-1.879 over seeds
-  # and dtypes
+  # recipe: 40 warm-up steps, 65% to 5%) val bpb at step 120 is 1.869-1.879 over four seeds and both dtypes, against
+  # 1.878-1.883 for the recipe before the reference's model and optimizer (08_base_train has the sweep). The scalars'
+  # lr is only x2 (1 after the rule; the reference's 0.5): at x8 the x0 shortcut's weights took steps of 0.5 from the
+  # first step, some runs drove them to +5 and ended 0.05 worse, and which runs did hung on rounding (dtype, threads)
   stage base_train base_train tok_train base:$TAG python -m nanochat.scripts.base_train --depth 4 --model-tag $TAG --max-seq-len 256 \
     --device-batch-size 16 --total-batch-size 8192 --num-iterations 120 --eval-every 40 --eval-tokens 32768 \
     --matrix-lr 0.16 --embedding-lr 2.4 --unembedding-lr 0.032 --scalar-lr 1 --warmup-steps 0 --warmdown-ratio 0.4 --final-lr-frac 0 \

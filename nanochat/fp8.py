@@ -40,7 +40,7 @@ def scaled_mm(a, b, scale_a, scale_b, out_dtype, use_fast_accum=False):
     if a.device.type != "cpu":
         return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype, use_fast_accum=use_fast_accum)
     # every e4m3/e5m2 value, and the product of two, is exact in fp32, so only the order of the fp32 sums can differ
-    # from _scaled_mm's; oneDNN runs FP8 through a reference loop on many CPUs (~0.06 GFLOP/s on a Xeon with AMX)
+    # from _scaled_mm's; oneDNN runs FP8 through a reference loop on many CPUs (timed below)
     with torch.autocast("cpu", enabled=False):
         return ((a.float() @ b.float()) * (scale_a * scale_b)).to(out_dtype)
 
