@@ -86,8 +86,9 @@ def score_sequences(model, seqs, spans, device, max_len=None):
     rows = torch.tensor([i for i, (a, b) in enumerate(spans) for _ in range(a, b)], device=x.device, dtype=torch.long)
     cols = torch.tensor([t - 1 for a, b in spans for t in range(a, b)], device=x.device, dtype=torch.long)
     logits, target = model.head(h[rows, cols]), x[:, 1:][rows, cols]                  # (N, V), (N,)
-    losses = F.cross_entropy(logits, target, reduction="none").split([b - a for a, b in spans])
-    hits = (logits.argmax(-1) == target).split([b - a for a, b in spans])
+    sizes = [b - a for a, b in spans]
+    losses = F.cross_entropy(logits, target, reduction="none").split(sizes)
+    hits = (logits.argmax(-1) == target).split(sizes)
     return [l.mean().item() for l in losses], [bool(k.all()) for k in hits]
 
 # %% ../nbs/07b_core_eval.ipynb #2a16aa2d

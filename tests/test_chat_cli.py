@@ -14,9 +14,7 @@ def save_tiny_model(stage="sft", tag="t1"):
     tok = Tokenizer(SPLIT_PATTERN, {bytes([i]): i for i in range(256)})
     tok.save()
     cfg = config_from_depth(2, vocab_size=tok.vocab_size, sequence_len=256, aspect_ratio=16, head_dim=8)
-    with torch.random.fork_rng():   # the same model whichever tests ran before, and the global RNG left as it was
-        torch.manual_seed(0)
-        model = GPT(cfg)
+    model = GPT(cfg)   # from seed 0 in every test (conftest's fixture), whichever tests ran before
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters(): p.add_(torch.randn(p.shape, generator=g) * 0.3)
